@@ -1,0 +1,75 @@
+"""Model registry: versions, metrics, artifacts, aliases with history, and predictions.
+
+`Registry.open()` connects to SQLite (the default) or PostgreSQL and applies migrations on first
+use. This package imports nothing else of sortbox, and never TensorFlow or Keras.
+"""
+
+from registry.errors import (
+    AlreadyExistsError,
+    ArtifactError,
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    RegistryError,
+    SchemaError,
+    SchemaOutdatedError,
+    SchemaTooNewError,
+)
+from registry.store import Registry
+from registry.types import (
+    DEFAULT_MODEL_NAME,
+    PRODUCTION,
+    AliasAction,
+    AliasChange,
+    ArtifactCheck,
+    ArtifactFile,
+    DaemonHeartbeat,
+    MetricComparison,
+    MetricValue,
+    ModelVersion,
+    NewPrediction,
+    NewVersion,
+    Prediction,
+    PredictionCount,
+    PredictionFilter,
+    PredictionStats,
+    PredictionStatus,
+    RegisteredModel,
+    VersionDetails,
+    VersionStatus,
+    VersionSummary,
+)
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "PRODUCTION",
+    "AliasAction",
+    "AliasChange",
+    "AlreadyExistsError",
+    "ArtifactCheck",
+    "ArtifactError",
+    "ArtifactFile",
+    "ConflictError",
+    "DaemonHeartbeat",
+    "InvalidValueError",
+    "MetricComparison",
+    "MetricValue",
+    "ModelVersion",
+    "NewPrediction",
+    "NewVersion",
+    "NotFoundError",
+    "Prediction",
+    "PredictionCount",
+    "PredictionFilter",
+    "PredictionStats",
+    "PredictionStatus",
+    "RegisteredModel",
+    "Registry",
+    "RegistryError",
+    "SchemaError",
+    "SchemaOutdatedError",
+    "SchemaTooNewError",
+    "VersionDetails",
+    "VersionStatus",
+    "VersionSummary",
+]

@@ -130,6 +130,14 @@ class RegisteredModel:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+class AliasAction(str, enum.Enum):
+    """What moved an alias: a promotion, a rollback to the previous holder, or a removal."""
+
+    SET = "set"
+    ROLLBACK = "rollback"
+    UNSET = "unset"
+
+
 @dataclass(frozen=True)
 class AliasChange:
     """One append-only row of alias history. A None version means the alias was unset or new."""
@@ -141,6 +149,7 @@ class AliasChange:
     changed_at: datetime
     user: str | None
     reason: str | None
+    action: AliasAction = AliasAction.SET
 
 
 @dataclass(frozen=True)
@@ -206,3 +215,89 @@ class PredictionFilter:
     name_glob: str | None = None
     limit: int | None = None
     newest_first: bool = True
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """A version with its headline metric, as `sortbox models list` shows it.
+
+    `validation_accuracy` is the summary ("validation", "accuracy") metric, or the best epoch's
+    value when the trainer stored only a curve; None when neither exists.
+    """
+
+    version: ModelVersion
+    validation_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """Everything stored about one version: the row, its metrics, files and alias history."""
+
+    version: ModelVersion
+    metrics: tuple[MetricValue, ...]
+    files: tuple[ArtifactFile, ...]
+    alias_history: tuple[AliasChange, ...]
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One summary metric of two versions side by side; a value is None where it is missing."""
+
+    split: str
+    name: str
+    class_name: str | None
+    value_a: float | None
+    value_b: float | None
+
+
+@dataclass(frozen=True)
+class ArtifactCheck:
+    """The outcome of checking one stored file against its recorded sha256 and size.
+
+    `problem` is None when the file is intact, otherwise a sentence naming what differs.
+    """
+
+    model_name: str
+    version: int
+    kind: str
+    path: str
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class DaemonHeartbeat:
+    """The last state a running daemon reported."""
+
+    daemon_id: str
+    pid: int
+    host: str
+    started_at: datetime
+    last_seen_at: datetime
+    model_version_id: int | None
+    backlog: int
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictionCount:
+    """Number of predictions in one group; fields not grouped on are None."""
+
+    count: int
+    model_name: str | None = None
+    model_version: int | None = None
+    category: str | None = None
+    status: PredictionStatus | None = None
+    hour: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PredictionStats:
+    """Prediction counts of a filter: in total, per model version and category, and per hour."""
+
+    total: int
+    by_category: tuple[PredictionCount, ...]
+    by_hour: tuple[PredictionCount, ...]
