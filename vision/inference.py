@@ -67,7 +67,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     import keras
 
     try:
-        # Safe mode refuses Lambda layers and other stored Python code.
+        # Safe mode rejects Lambda layers and other stored Python code.
         keras_model = keras.models.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many unrelated types for bad files
         raise ModelLoadError(
