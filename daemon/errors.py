@@ -7,3 +7,15 @@ class DaemonError(Exception):
 
 class ConfigError(DaemonError):
     """A daemon option or config-file key has an invalid value."""
+
+
+class UnsafeCategoryError(DaemonError):
+    """A model's class name could write outside the output folder, so the model is not served."""
+
+
+class ModelUnavailableError(DaemonError):
+    """No usable model holds the serving alias, and the run cannot wait for one."""
+
+
+class InboxLockedError(DaemonError):
+    """Another daemon already watches this inbox or writes to this output folder."""

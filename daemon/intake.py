@@ -1,0 +1,259 @@
+"""Intake: which inbox files to read, and when a file is complete enough to read.
+
+The watchdog handler only puts paths on a bounded queue; it never stats or reads files, so the
+observer thread never blocks. The `SettleTracker` then decides, on the service thread and with an
+injectable clock, when each file has stopped changing.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from watchdog.events import (
+    EventsLostEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+logger = logging.getLogger(__name__)
+
+# Names that downloaders, editors and copy tools use while a file is still being written; such a
+# file is picked up once it is renamed to its real name.
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", ".crdownload", ".partial", ".download", ".swp")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Tell whether a file name marks a file that is still being written or is hidden."""
+    if not name or name.startswith(".") or name.endswith("~"):
+        return True
+    return name.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+class Arrival(str, enum.Enum):
+    """How the service learned about a path."""
+
+    SCAN = "scan"
+    CHANGED = "changed"
+    CLOSED = "closed"
+    MOVED_IN = "moved_in"
+
+
+@dataclass(frozen=True)
+class IntakeEvent:
+    path: str
+    arrival: Arrival
+
+
+class InboxEventHandler(FileSystemEventHandler):
+    """Put the path of every inbox event on a bounded queue, dropping events when it is full.
+
+    A dropped path is not lost for good: `rescan_requested` is set, and the next full scan of the
+    inbox finds the file again.
+
+    Args:
+        events: Queue that the service thread drains.
+        rescan_requested: Set when an event was dropped here or lost by the observer.
+        wake: Set after every queued event, so the service thread wakes up at once.
+    """
+
+    def __init__(
+        self, events: queue.Queue, rescan_requested: threading.Event, wake: threading.Event
+    ):
+        super().__init__()
+        self._events = events
+        self._rescan_requested = rescan_requested
+        self._wake = wake
+        self.dropped = 0
+
+    def _put(self, path: bytes | str, arrival: Arrival) -> None:
+        path = os.fsdecode(path)
+        if is_temporary_name(os.path.basename(path)):
+            return
+        try:
+            self._events.put_nowait(IntakeEvent(path, arrival))
+        except queue.Full:
+            self.dropped += 1
+            self._rescan_requested.set()
+        self._wake.set()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        if isinstance(event, EventsLostEvent):
+            logger.warning("the observer lost events for %s; rescanning the inbox", event.src_path)
+            self._rescan_requested.set()
+            self._wake.set()
+        elif isinstance(event, FileMovedEvent):
+            # A rename from a temporary name, or a move into the inbox, makes a new file.
+            self._put(event.dest_path, Arrival.MOVED_IN)
+        elif isinstance(event, FileClosedEvent):
+            self._put(event.src_path, Arrival.CLOSED)
+        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
+            self._put(event.src_path, Arrival.CHANGED)
+
+
+def scan_inbox(inbox: Path, *, recursive: bool) -> Iterator[str]:
+    """Yield the path of every regular, non-temporary file in the inbox.
+
+    Symbolic links are yielded too, so that the tracker can report them; folders behind links
+    are never entered.
+    """
+    stack = [os.fspath(inbox)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            logger.error("cannot list folder %s: %s", folder, error)
+            continue
+        for entry in sorted(entries, key=lambda item: item.name):
+            if is_temporary_name(entry.name):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        stack.append(entry.path)
+                    continue
+            except OSError:
+                continue
+            yield entry.path
+
+
+@dataclass
+class _Pending:
+    signature: tuple[int, int, int] | None
+    stable_since: float
+    check_at: float
+    awaiting_close: bool
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A path that the tracker stopped following and that must not be read."""
+
+    path: str
+    reason: str
+
+
+class SettleTracker:
+    """Decide when a file is complete: unchanged size and mtime for `settle_seconds`.
+
+    When the observer reports close-after-write (inotify on Linux), a file that was created or
+    modified must also have been closed by its writer before it is ready. A writer that keeps the
+    file open without writing for `close_timeout_seconds` is taken as done, so a lost close event
+    cannot hold a file back forever.
+
+    Args:
+        settle_seconds: Quiet time required before a file is ready.
+        close_timeout_seconds: Quiet time after which a missing close event is ignored.
+        expects_close_events: True when the observer emits `FileClosedEvent`.
+        clock: Monotonic time in seconds; tests pass a fake.
+        lstat: `os.lstat` or a replacement for tests.
+    """
+
+    def __init__(
+        self,
+        settle_seconds: float,
+        *,
+        close_timeout_seconds: float = 30.0,
+        expects_close_events: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        lstat: Callable[[str], os.stat_result] = os.lstat,
+    ):
+        self._settle = settle_seconds
+        self._close_timeout = max(close_timeout_seconds, settle_seconds)
+        self._expects_close = expects_close_events
+        self._clock = clock
+        self._lstat = lstat
+        self._pending: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._pending
+
+    def observe(self, path: str, arrival: Arrival) -> None:
+        """Start or continue following a path after an event or a scan found it."""
+        now = self._clock()
+        entry = self._pending.get(path)
+        if entry is None:
+            entry = _Pending(signature=None, stable_since=now, check_at=now, awaiting_close=False)
+            self._pending[path] = entry
+
+        if arrival is Arrival.CHANGED and self._expects_close:
+            entry.awaiting_close = True
+            entry.check_at = now
+        elif arrival is Arrival.CLOSED:
+            entry.awaiting_close = False
+            entry.check_at = now
+
+    def forget(self, path: str) -> None:
+        self._pending.pop(path, None)
+
+    def next_check(self) -> float | None:
+        """Return the clock time of the earliest pending check, or None when nothing is pending."""
+        if not self._pending:
+            return None
+        return min(entry.check_at for entry in self._pending.values())
+
+    def poll(self) -> tuple[list[str], list[Rejected]]:
+        """Stat the files whose check is due; return the ready ones and the rejected ones.
+
+        Ready and rejected paths are no longer followed. A path that vanished is dropped silently.
+        """
+        now = self._clock()
+        ready: list[str] = []
+        rejected: list[Rejected] = []
+        for path, entry in list(self._pending.items()):
+            if entry.check_at > now:
+                continue
+            try:
+                info = self._lstat(path)
+            except FileNotFoundError:
+                del self._pending[path]
+                continue
+            except OSError as error:
+                del self._pending[path]
+                rejected.append(Rejected(path, f"cannot stat: {error.strerror}"))
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                del self._pending[path]
+                rejected.append(Rejected(path, "symbolic link (links are not followed)"))
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                del self._pending[path]
+                continue
+
+            signature = (info.st_size, info.st_mtime_ns, info.st_ino)
+            if signature != entry.signature:
+                entry.signature = signature
+                entry.stable_since = now
+                entry.check_at = now + self._settle
+                if self._settle > 0:
+                    continue
+
+            quiet = now - entry.stable_since
+            if quiet < self._settle:
+                entry.check_at = entry.stable_since + self._settle
+            elif entry.awaiting_close and quiet < self._close_timeout:
+                entry.check_at = entry.stable_since + self._close_timeout
+            else:
+                del self._pending[path]
+                ready.append(path)
+        return ready, rejected

@@ -1,0 +1,387 @@
+"""The watch loop: events in, settled files batched, batches classified, moved and recorded.
+
+Threads: the watchdog observer only queues paths; a pool of decode threads hashes and decodes
+the next batch; everything else, including every registry call, runs on the one thread that
+calls `WatchService.run()`. Up to two batches are in flight, so batch N+1 decodes while batch N
+runs through the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from daemon.batcher import Batcher
+from daemon.config import WatchSettings
+from daemon.errors import ModelUnavailableError
+from daemon.intake import Arrival, InboxEventHandler, SettleTracker, scan_inbox
+from daemon.locks import lock_folders
+from daemon.models import ModelHolder, ServingModel
+from daemon.mover import DestinationPlanner
+from daemon.pipeline import BatchOutcome, BatchProcessor, prepare_file
+from daemon.reconcile import reconcile_unmoved
+from registry.errors import RegistryError
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCHES_IN_FLIGHT = 2
+# Longest sleep of the loop, so stop requests and deadlines are noticed without an event.
+MAX_SLEEP_SECONDS = 0.25
+# After a scan stopped early because the settle tracker was full, the next one runs this soon.
+FULL_TRACKER_RESCAN_SECONDS = 1.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did; `stop_reason` is "done", "idle", "interrupted", "terminated" or "stopped"."""
+
+    stop_reason: str = "stopped"
+    batches: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    skipped: int = 0
+
+    @property
+    def files(self) -> int:
+        return sum(self.statuses.values())
+
+
+@dataclass
+class _InFlight:
+    paths: list[str]
+    size: tuple[int, int]
+    futures: list[Future]
+
+    def done(self) -> bool:
+        return all(future.done() for future in self.futures)
+
+
+class WatchService:
+    """Run `sortbox watch` until stopped; see the module docstring for the threads.
+
+    Args:
+        settings: Validated settings.
+        registry: The opened registry.
+        progress: Optional queue that receives each BatchOutcome, for callers that wait on work.
+        clock: Monotonic time in seconds.
+    """
+
+    def __init__(
+        self,
+        settings: WatchSettings,
+        registry,
+        *,
+        progress: queue.Queue | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.settings = settings
+        self._registry = registry
+        self._progress = progress
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop_requested = threading.Event()
+        self._model_check_requested = threading.Event()
+        self._rescan_requested = threading.Event()
+        self._events: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self._daemon_id = uuid.uuid4().hex
+        self.summary = RunSummary()
+
+        self._tracker = SettleTracker(
+            settings.settle_ms / 1000,
+            close_timeout_seconds=settings.close_timeout_seconds,
+            # Only inotify reports close-after-write; the polling observer cannot.
+            expects_close_events=not settings.polling and sys.platform.startswith("linux"),
+            clock=clock,
+        )
+        self._batcher: Batcher[str] = Batcher(
+            settings.max_batch_size, settings.max_wait_ms / 1000, clock=clock
+        )
+        self._planner = DestinationPlanner(settings.output)
+        self._processor = BatchProcessor(registry, settings, self._planner)
+        self._holder = ModelHolder(registry, registry.resolve_model_name(settings.model_name))
+        self._in_flight: deque[_InFlight] = deque()
+        self._claimed: set[str] = set()
+        self._ignored: set[str] = set()
+        self._reported_rows: set[int] = set()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to stop after the batch in hand; safe from signal handlers and threads."""
+        if not self._stop_requested.is_set():
+            self.summary.stop_reason = reason
+            self._stop_requested.set()
+        self._wake.set()
+
+    def request_model_check(self) -> None:
+        """Check the alias now and retry a version that failed to load (SIGHUP)."""
+        self._model_check_requested.set()
+        self._wake.set()
+
+    def backlog(self) -> int:
+        """Files known in the inbox and not yet written: settling, waiting or decoding."""
+        in_flight = sum(len(batch.paths) for batch in self._in_flight)
+        return len(self._tracker) + len(self._batcher) + in_flight + self._events.qsize()
+
+    def run(self) -> RunSummary:
+        """Run until stopped, or until the inbox is done with `once`/`exit_when_idle`.
+
+        Raises:
+            InboxLockedError: another daemon holds the inbox or output folder.
+            ModelUnavailableError: with `once`, when no model can be served.
+        """
+        settings = self.settings
+        with lock_folders(settings.inbox, settings.output):
+            logger.info("watch starting (daemon %s): %s", self._daemon_id, settings.to_dict())
+            reconcile_unmoved(self._registry, settings.inbox, reported_ids=self._reported_rows)
+            if self._holder.load_now() is None and settings.once:
+                self._holder.close()
+                raise ModelUnavailableError(
+                    f"no usable version of model {self._holder.model_name!r} holds the production "
+                    "alias; promote one with `sortbox models promote VERSION` and run again"
+                )
+
+            observer = PollingObserver() if settings.polling else Observer()
+            handler = InboxEventHandler(self._events, self._rescan_requested, self._wake)
+            observer.schedule(handler, os.fspath(settings.inbox), recursive=settings.recursive)
+            decoder = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")
+            observer.start()
+            try:
+                self._loop(decoder)
+            finally:
+                observer.stop()
+                observer.join()
+                decoder.shutdown(wait=True, cancel_futures=True)
+                self._holder.close()
+                if handler.dropped:
+                    logger.warning("the event queue was full %d times; rescans found those files", handler.dropped)
+                self._heartbeat()
+            logger.info(
+                "watch stopped (%s): %d files in %d batches, %s",
+                self.summary.stop_reason,
+                self.summary.files,
+                self.summary.batches,
+                dict(self.summary.statuses),
+            )
+        return self.summary
+
+    def _loop(self, decoder: ThreadPoolExecutor) -> None:
+        settings = self.settings
+        now = self._clock()
+        next_rescan = now  # the start-up scan
+        next_model_poll = now + settings.model_poll_seconds
+        next_heartbeat = now
+        idle_since: float | None = None
+
+        while not self._stop_requested.is_set():
+            self._wake.clear()
+            now = self._clock()
+
+            if self._model_check_requested.is_set() or now >= next_model_poll:
+                force = self._model_check_requested.is_set()
+                self._model_check_requested.clear()
+                self._holder.poll(force=force)
+                next_model_poll = now + settings.model_poll_seconds
+            had_model = self._holder.current is not None
+            if self._holder.swap_if_ready() is not None and not had_model:
+                next_rescan = now  # files left waiting for a model
+            serving = self._holder.current
+
+            if now >= next_heartbeat:
+                self._heartbeat()
+                next_heartbeat = now + settings.heartbeat_seconds
+
+            self._drain_events()
+            if self._rescan_requested.is_set() or now >= next_rescan:
+                self._rescan_requested.clear()
+                _, complete = self._rescan(serving)
+                next_rescan = now + (settings.rescan_seconds if complete else FULL_TRACKER_RESCAN_SECONDS)
+
+            ready, rejected = self._tracker.poll()
+            for item in rejected:
+                logger.warning("skipped %s: %s", item.path, item.reason)
+                self._ignored.add(item.path)
+                self.summary.skipped += 1
+            for path in ready:
+                if serving is None:
+                    continue  # found again by the rescan after a model is promoted
+                self._claimed.add(path)
+                self._batcher.add(path)
+
+            while serving is not None and len(self._in_flight) < MAX_BATCHES_IN_FLIGHT:
+                paths = self._batcher.take()
+                if not paths:
+                    break
+                self._submit(decoder, paths, serving.input_size)
+
+            if self._in_flight and self._in_flight[0].done():
+                self._finish(self._in_flight.popleft(), serving, decoder)
+                continue
+
+            idle = self.backlog() == 0 and not self._rescan_requested.is_set()
+            if not idle:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            if idle and settings.once:
+                added, _ = self._rescan(serving)
+                if added == 0 and self.backlog() == 0:
+                    self.stop("done")
+                    break
+                continue
+            if idle and settings.exit_when_idle is not None and now - idle_since >= settings.exit_when_idle:
+                self.stop("idle")
+                break
+
+            self._sleep(now, next_rescan, next_model_poll, next_heartbeat)
+
+    def _sleep(self, now: float, *deadlines: float) -> None:
+        candidates = list(deadlines)
+        for deadline in (self._tracker.next_check(), self._batcher.deadline()):
+            if deadline is not None:
+                candidates.append(deadline)
+        timeout = min(max(min(candidates) - now, 0.0), MAX_SLEEP_SECONDS)
+        if timeout > 0:
+            self._wake.wait(timeout)
+
+    def _drain_events(self) -> None:
+        for _ in range(self.settings.queue_size):
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if event.path in self._claimed:
+                continue
+            self._ignored.discard(event.path)
+            self._tracker.observe(event.path, event.arrival)
+
+    def _rescan(self, serving: ServingModel | None) -> tuple[int, bool]:
+        """Retry unmoved rows and scan the inbox for files no event announced.
+
+        Returns:
+            The number of files found, and False when the scan stopped early because the settle
+            tracker was full.
+        """
+        try:
+            reconcile_unmoved(self._registry, self.settings.inbox, reported_ids=self._reported_rows)
+        except RegistryError as error:
+            logger.error("cannot reconcile unmoved rows: %s", error)
+        if serving is None:
+            return 0, True
+
+        added = 0
+        for path in scan_inbox(self.settings.inbox, recursive=self.settings.recursive):
+            if path in self._claimed or path in self._tracker or path in self._ignored:
+                continue
+            if len(self._tracker) >= self.settings.queue_size:
+                return added, False
+            self._tracker.observe(path, Arrival.SCAN)
+            added += 1
+        if added:
+            logger.debug("scan found %d files", added)
+        return added, True
+
+    def _submit(self, decoder: ThreadPoolExecutor, paths: list[str], size: tuple[int, int]) -> None:
+        max_pixels = self.settings.max_pixels
+        futures = [decoder.submit(prepare_file, path, size, max_pixels) for path in paths]
+        for future in futures:
+            future.add_done_callback(lambda _: self._wake.set())
+        self._in_flight.append(_InFlight(paths, size, futures))
+
+    def _finish(self, batch: _InFlight, serving: ServingModel, decoder: ThreadPoolExecutor) -> None:
+        prepared = [future.result() for future in batch.futures]
+        if serving.input_size != batch.size:
+            # The model was swapped for one with another input size while this batch decoded.
+            max_pixels = self.settings.max_pixels
+            prepared = list(
+                decoder.map(lambda path: prepare_file(path, serving.input_size, max_pixels), batch.paths)
+            )
+
+        try:
+            outcome = self._processor.process(prepared, serving)
+        except (RegistryError, OSError) as error:
+            logger.error(
+                "batch of %d files failed: %s; its files stay in the inbox and are retried",
+                len(batch.paths),
+                error,
+            )
+            self._claimed.difference_update(batch.paths)
+            self._rescan_requested.set()
+            return
+        self._claimed.difference_update(batch.paths)
+        self._ignored.update(outcome.stuck)
+        self._ignored.update(outcome.unreadable)
+        self._record(outcome)
+
+    def _record(self, outcome: BatchOutcome) -> None:
+        if outcome.batch_id is None:
+            return
+        self.summary.batches += 1
+        statuses = Counter(row.status.value for row in outcome.rows)
+        self.summary.statuses.update(statuses)
+        logger.info(
+            "batch %s: %d files with %s (%s); decode %.0f ms (summed over threads), inference "
+            "%.0f ms, database %.0f ms, move %.0f ms",
+            outcome.batch_id,
+            len(outcome.rows),
+            outcome.model_label,
+            ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
+            outcome.decode_ms,
+            outcome.inference_ms,
+            outcome.database_ms,
+            outcome.move_ms,
+        )
+        if self._progress is not None:
+            self._progress.put(outcome)
+
+    def _heartbeat(self) -> None:
+        serving = self._holder.current
+        try:
+            self._registry.heartbeat(
+                self._daemon_id,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                model_version_id=serving.version.id if serving is not None else None,
+                backlog=self.backlog(),
+                settings=self.settings.to_dict(),
+            )
+        except RegistryError as error:
+            logger.error("cannot write the heartbeat: %s", error)
+
+
+def run_watch(settings: WatchSettings, registry) -> RunSummary:
+    """Run the watch service in the foreground with signal handling.
+
+    SIGINT and SIGTERM stop intake and let the batch in hand finish (a second SIGINT aborts at
+    once); SIGHUP checks the production alias now. Handlers are installed only on the main
+    thread and restored on return.
+    """
+    service = WatchService(settings, registry)
+    if threading.current_thread() is not threading.main_thread():
+        return service.run()
+
+    def on_interrupt(signum, frame):
+        service.stop("interrupted")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: service.stop("terminated")),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, lambda signum, frame: service.request_model_check()),
+    }
+    try:
+        return service.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

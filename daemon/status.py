@@ -1,0 +1,88 @@
+"""What `sortbox status` reports: the served model, the daemons' heartbeats and recent work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from registry.types import (
+    PRODUCTION,
+    DaemonHeartbeat,
+    ModelVersion,
+    PredictionFilter,
+    PredictionStats,
+)
+
+# A daemon that has not written a heartbeat for this many of its intervals counts as stopped.
+MISSED_HEARTBEATS_FOR_STOPPED = 3
+THROUGHPUT_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """One daemon's last heartbeat and whether it is recent enough to call the daemon running."""
+
+    heartbeat: DaemonHeartbeat
+    running: bool
+    seconds_since: float
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `sortbox status` prints."""
+
+    model_name: str
+    production: ModelVersion | None
+    daemons: tuple[DaemonState, ...]
+    window: timedelta
+    recent: PredictionStats
+    throughput_per_minute: float
+    generated_at: datetime
+
+
+def _daemon_state(heartbeat: DaemonHeartbeat, now: datetime) -> DaemonState:
+    interval = heartbeat.settings.get("heartbeat_seconds", 5.0)
+    if not isinstance(interval, (int, float)) or interval <= 0:
+        interval = 5.0
+    seconds = (now - heartbeat.last_seen_at).total_seconds()
+    return DaemonState(
+        heartbeat=heartbeat,
+        running=seconds <= MISSED_HEARTBEATS_FOR_STOPPED * interval,
+        seconds_since=seconds,
+    )
+
+
+def collect_status(
+    registry,
+    model_name: str | None = None,
+    *,
+    window: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> StatusReport:
+    """Gather the production version, heartbeats and the prediction counts of the last `window`.
+
+    Args:
+        registry: The opened registry.
+        model_name: Model whose `production` alias is shown. Defaults to the registry's default
+            model name.
+        window: Period that the per-status and per-category counts cover. Defaults to one hour.
+        now: Current UTC time; tests pass a fixed one.
+    """
+    now = now or datetime.now(timezone.utc)
+    name = registry.resolve_model_name(model_name)
+    production = registry.get_alias(name, PRODUCTION)
+
+    daemons = tuple(_daemon_state(heartbeat, now) for heartbeat in registry.list_heartbeats())
+    recent = registry.prediction_stats(PredictionFilter(since=now - window))
+    last_minutes = registry.prediction_stats(PredictionFilter(since=now - THROUGHPUT_WINDOW))
+    throughput = last_minutes.total / (THROUGHPUT_WINDOW.total_seconds() / 60)
+
+    return StatusReport(
+        model_name=name,
+        production=production,
+        daemons=daemons,
+        window=window,
+        recent=recent,
+        throughput_per_minute=throughput,
+        generated_at=now,
+    )
