@@ -15,3 +15,7 @@ class ConfigError(TrainerError):
 
 class WeightsError(TrainerError):
     """A weight source cannot be loaded: a missing file, or a download that is not possible."""
+
+
+class TrainingInterrupted(TrainerError):
+    """Ctrl-C stopped training; the message names the file of the best checkpoint so far."""
