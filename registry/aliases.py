@@ -37,6 +37,7 @@ class AliasesMixin:
 
     _db: Database
     get_version: Callable[[str, int], ModelVersion]
+    resolve_model_name: Callable[[str | None], str]
 
     def get_alias(self, model_name: str, alias: str = PRODUCTION) -> ModelVersion | None:
         """Return the version holding `alias`, or None when no version holds it.
@@ -53,7 +54,7 @@ class AliasesMixin:
 
     def set_alias(
         self,
-        model_name: str,
+        model_name: str | None,
         alias: str,
         version: int,
         *,
@@ -71,6 +72,7 @@ class AliasesMixin:
             ConflictError: The version is archived or failed, or already holds the alias.
             ArtifactError: The file is missing or changed, or `check_model` failed.
         """
+        model_name = self.resolve_model_name(model_name)
         lookups.check_alias(alias)
         target = self.get_version(model_name, version)
         _check_promotable(target, alias)
@@ -86,7 +88,7 @@ class AliasesMixin:
 
     def rollback(
         self,
-        model_name: str,
+        model_name: str | None,
         alias: str = PRODUCTION,
         *,
         reason: str | None = None,
@@ -100,6 +102,7 @@ class AliasesMixin:
         Raises:
             ConflictError: Nothing is left to undo, or the alias moved while checking.
         """
+        model_name = self.resolve_model_name(model_name)
         lookups.check_alias(alias)
         with self._db.session_scope(write=False) as session:
             model = lookups.model_row(session, model_name)
@@ -122,13 +125,14 @@ class AliasesMixin:
 
     def remove_alias(
         self,
-        model_name: str,
+        model_name: str | None,
         alias: str,
         *,
         reason: str | None = None,
         user: str | None = None,
     ) -> AliasChange:
         """Delete an alias; a later rollback restores the version that held it."""
+        model_name = self.resolve_model_name(model_name)
         lookups.check_alias(alias)
         with self._db.session_scope() as session:
             model = lookups.model_row(session, model_name)
@@ -136,8 +140,9 @@ class AliasesMixin:
         logger.info("removed alias %s of model %s", alias, model_name)
         return change
 
-    def alias_history(self, model_name: str, alias: str | None = None) -> list[AliasChange]:
+    def alias_history(self, model_name: str | None, alias: str | None = None) -> list[AliasChange]:
         """List alias moves of a model, oldest first; only those of `alias` when given."""
+        model_name = self.resolve_model_name(model_name)
         with self._db.session_scope(write=False) as session:
             model = lookups.model_row(session, model_name)
             return [to_alias_change(row) for row in _history_rows(session, model, alias)]
@@ -165,9 +170,10 @@ class AliasesMixin:
             check_model(target.artifact_uri, len(target.class_names))
         # The checker is the caller's code (Keras loading), so any exception means "cannot serve".
         except Exception as error:
+            # The checker's message already names the file and the fix.
             raise ArtifactError(
-                f"version {target.version} of model {target.model_name!r} failed the load check "
-                f"of {target.artifact_uri!r}: {error}; retrain or promote another version"
+                f"version {target.version} of model {target.model_name!r} failed the load "
+                f"check: {error}"
             ) from error
 
 

@@ -10,6 +10,9 @@ The revisions live in the `migrations` package next to `registry`. A database is
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import migrations
+from registry.database import Database, resolve_home, resolve_url
 from registry.errors import SchemaError, SchemaOutdatedError, SchemaTooNewError
 
 logger = logging.getLogger(__name__)
@@ -201,3 +205,42 @@ def _single(down_revision) -> str | None:
     if down_revision is None or isinstance(down_revision, str):
         return down_revision
     return ", ".join(down_revision)
+
+
+@contextmanager
+def _engine_for(url: str | None, home: str | os.PathLike[str] | None) -> Iterator[sa.Engine]:
+    database = Database(resolve_url(url, resolve_home(home)))
+    try:
+        yield database.engine
+    finally:
+        database.dispose()
+
+
+def database_state(url: str | None = None, home: str | os.PathLike[str] | None = None) -> SchemaState:
+    """Read the schema state of the database that `Registry.open(url, home)` would use."""
+    with _engine_for(url, home) as engine:
+        return read_state(engine)
+
+
+def upgrade_database(
+    url: str | None = None, home: str | os.PathLike[str] | None = None, revision: str = "head"
+) -> SchemaState:
+    """Upgrade the database that `Registry.open(url, home)` would use."""
+    with _engine_for(url, home) as engine:
+        return upgrade_schema(engine, revision)
+
+
+def downgrade_database(
+    url: str | None, home: str | os.PathLike[str] | None, revision: str
+) -> SchemaState:
+    """Downgrade the database that `Registry.open(url, home)` would use; "base" drops everything."""
+    with _engine_for(url, home) as engine:
+        return downgrade_schema(engine, revision)
+
+
+def database_revisions(
+    url: str | None = None, home: str | os.PathLike[str] | None = None
+) -> list[Revision]:
+    """List known revisions, marking the one the database is at."""
+    with _engine_for(url, home) as engine:
+        return list_revisions(engine)

@@ -41,8 +41,9 @@ class ReportsMixin:
                 for row in rows
             ]
 
-    def describe_version(self, model_name: str, version: int) -> VersionDetails:
+    def describe_version(self, model_name: str | None, version: int) -> VersionDetails:
         """Return a version with its metrics, files and the alias moves that involved it."""
+        model_name = self.resolve_model_name(model_name)
         with self._db.session_scope(write=False) as session:
             row = lookups.version_row(session, model_name, version)
             history = session.scalars(
@@ -68,12 +69,13 @@ class ReportsMixin:
             )
 
     def compare_versions(
-        self, model_name: str, version_a: int, version_b: int
+        self, model_name: str | None, version_a: int, version_b: int
     ) -> list[MetricComparison]:
         """Pair the summary metrics (no epoch) of two versions, per class too.
 
         Metrics present in only one version appear with None for the other.
         """
+        model_name = self.resolve_model_name(model_name)
         with self._db.session_scope(write=False) as session:
             row_a = lookups.version_row(session, model_name, version_a)
             row_b = lookups.version_row(session, model_name, version_b)

@@ -9,6 +9,7 @@ from pathlib import Path
 from registry import lookups, migrate
 from registry.aliases import AliasesMixin
 from registry.database import Database, resolve_home, resolve_url
+from registry.exports import ExportsMixin
 from registry.predictions import PredictionsMixin
 from registry.reports import ReportsMixin
 from registry.versions import VersionsMixin
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 ARTIFACTS_FOLDER = "artifacts"
 
 
-class Registry(VersionsMixin, AliasesMixin, PredictionsMixin, ReportsMixin):
+class Registry(VersionsMixin, AliasesMixin, PredictionsMixin, ReportsMixin, ExportsMixin):
     """Model versions, aliases and predictions stored in SQLite or PostgreSQL.
 
     Open it with `Registry.open()`; every method opens and closes its own transaction, so one

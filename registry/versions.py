@@ -148,12 +148,13 @@ class VersionsMixin:
 
     def set_version_tags(
         self,
-        model_name: str,
+        model_name: str | None,
         version: int,
         tags: dict[str, str],
         remove: tuple[str, ...] | list[str] = (),
     ) -> ModelVersion:
         """Set and remove tags on a version, in one transaction, and return the version."""
+        model_name = self.resolve_model_name(model_name)
         for key in [*tags, *remove]:
             lookups.check_tag_key(key)
         with self._db.session_scope() as session:
@@ -167,11 +168,12 @@ class VersionsMixin:
 
     def set_model_tags(
         self,
-        model_name: str,
+        model_name: str | None,
         tags: dict[str, str],
         remove: tuple[str, ...] | list[str] = (),
     ) -> RegisteredModel:
         """Set and remove tags on a registered model, in one transaction, and return it."""
+        model_name = self.resolve_model_name(model_name)
         for key in [*tags, *remove]:
             lookups.check_tag_key(key)
         with self._db.session_scope() as session:
@@ -183,12 +185,13 @@ class VersionsMixin:
             session.refresh(row, ["tags"])
             return to_registered_model(row)
 
-    def archive_version(self, model_name: str, version: int) -> ModelVersion:
+    def archive_version(self, model_name: str | None, version: int) -> ModelVersion:
         """Mark a version archived, so it can no longer be promoted.
 
         Raises:
             ConflictError: An alias points to the version; move the alias first.
         """
+        model_name = self.resolve_model_name(model_name)
         with self._db.session_scope() as session:
             row = lookups.version_row(session, model_name, version)
             if row.aliases:
