@@ -230,7 +230,7 @@ def _decode(file: BinaryIO, name: str, size: tuple[int, int] | None, max_pixels:
         # subclass of Exception only, so it is caught apart below).
         raise ImageDecodeError(name, _describe_decode_error(error)) from error
     except Image.DecompressionBombError as error:
-        raise ImageDecodeError(name, f"{error}; raise --max-pixels to accept it") from error
+        raise ImageDecodeError(name, _describe_pillow_limit(error)) from error
     finally:
         image.close()
 
@@ -252,6 +252,8 @@ def _open_decoded_format(file: BinaryIO, name: str, header: bytes) -> Image.Imag
             return opener(file, name)
         except (SyntaxError, IndexError, TypeError, ValueError, EOFError, struct.error, OSError) as error:
             raise ImageDecodeError(name, _describe_decode_error(error)) from error
+        except Image.DecompressionBombError as error:
+            raise ImageDecodeError(name, _describe_pillow_limit(error)) from error
 
     raise ImageDecodeError(name, _describe_unsupported(file, header))
 
@@ -288,6 +290,13 @@ def _describe_unsupported(file: BinaryIO, header: bytes) -> str:
         if format_id not in _DECODED_FORMATS and accept is not None and _accepts(accept, header):
             return f"unsupported format {format_id}"
     return "not an image"
+
+
+def _describe_pillow_limit(error: Image.DecompressionBombError) -> str:
+    # NOTE: the GIF and MPO openers still apply Pillow's process-wide limit to later frames
+    # and to MPO frames: above Image.MAX_IMAGE_PIXELS they warn (DecompressionBombWarning) and
+    # above twice that they raise, whatever max_pixels is.
+    return f"{error}; this is Pillow's Image.MAX_IMAGE_PIXELS limit, which --max-pixels does not change"
 
 
 def _describe_decode_error(error: BaseException) -> str:

@@ -216,7 +216,6 @@ def _compile_predict(keras_model: Any, input_size: tuple[int, int]) -> Callable[
 
     @tf.function(
         input_signature=[tf.TensorSpec(shape=(None, input_size[0], input_size[1], 3), dtype=tf.uint8)],
-        reduce_retracing=True,
     )
     def logits_of(images):
         return keras_model(tf.cast(images, tf.float32), training=False)

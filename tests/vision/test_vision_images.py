@@ -339,3 +339,16 @@ def test_clothing_photos_decode(clothing_dataset):
     assert batch.shape == (len(paths), 150, 150, 3)
     # Real photos are neither blank nor saturated.
     assert 20 < batch.mean() < 235
+
+
+def test_pillow_limit_in_gif_frame(tmp_path):
+    # The logical screen is 1x1, so the header check passes, but the first frame claims
+    # 20000x20000: Pillow's GIF reader grows the image and applies its own process-wide limit.
+    screen = struct.pack("<HHBBB", 1, 1, 0, 0, 0)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 20000, 20000, 0)
+    path = tmp_path / "frame.gif"
+    path.write_bytes(b"GIF89a" + screen + frame + b"\x02\x02\x44\x01\x00\x3b")
+
+    reason = decode_reason(path)
+
+    assert "Image.MAX_IMAGE_PIXELS" in reason

@@ -313,3 +313,32 @@ def test_exif_orientation_jpeg_draft(tmp_path):
     # The red corner stays at the top left after the rotation.
     assert loaded[5, 5, 0] > 200
     assert loaded[5, 5, 2] < 60
+
+
+def test_mpo_first_frame(tmp_path):
+    frames = [Image.new("RGB", (16, 16), (250, 0, 0)), Image.new("RGB", (16, 16), (0, 0, 250))]
+    path = tmp_path / "stereo.jpg"
+    frames[0].save(path, format="MPO", save_all=True, append_images=frames[1:], quality=95)
+    assert Image.open(path).format == "MPO"
+
+    loaded = load_image(path).astype(int)
+
+    assert np.abs(loaded[8, 8] - [250, 0, 0]).max() <= 4
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options"),
+    [
+        (".png", {}),
+        (".bmp", {}),
+        (".tif", {}),
+        (".webp", {"lossless": True}),
+    ],
+)
+def test_lossless_formats_exact(tmp_path, suffix, options):
+    pixels = np.random.default_rng(7).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    path = save(Image.fromarray(pixels, "RGB"), tmp_path / f"picture{suffix}", **options)
+
+    loaded = load_image(path)
+
+    assert np.array_equal(loaded, pixels)
