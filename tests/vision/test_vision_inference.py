@@ -14,6 +14,12 @@ from vision.inference import Classification, check_model, load_model, model_inpu
 
 CLASS_NAMES = ("dress", "hat", "shoes")
 
+# Keras 3.15 converts weights with np.array(x, copy=False) when saving, which NumPy 2 reports
+# once per variable; the warning is about Keras, not sortbox.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
 
 def build_tiny_model(activation=None):
     """Input(32, 32, 3) -> Rescaling -> GlobalAveragePooling2D -> Dense(3), fixed weights."""
@@ -219,3 +225,25 @@ def test_decoded_files_classified(model, tmp_path):
 
     assert failures == []
     assert [result.category for result in results] == ["dress", "shoes"]
+
+
+def test_nested_backbone_loads_safely(tmp_path):
+    import keras
+
+    # The trainer's models nest a keras.applications backbone after a Rescaling layer.
+    inputs = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    backbone = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    backbone.trainable = False
+    pooled = keras.layers.GlobalAveragePooling2D()(backbone(scaled, training=False))
+    path = tmp_path / "backbone.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(pooled)).save(path)
+
+    loaded = load_model(path)
+    results = predict_batch(loaded, solid_batch((10, 200, 30), (90, 90, 90)), CLASS_NAMES)
+
+    assert loaded.input_size == (32, 32)
+    assert len(results) == 2
+    assert sum(probability for _, probability in results[0].top_k) == pytest.approx(1.0)
