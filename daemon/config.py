@@ -134,6 +134,13 @@ def validate(settings: WatchSettings) -> WatchSettings:
             raise ConfigError(
                 f"--review-below is a probability between 0 and 1, got {settings.review_below!r}"
             )
+    try:
+        duplicates = DuplicatePolicy(settings.duplicates)
+    except ValueError as error:
+        choices = ", ".join(policy.value for policy in DuplicatePolicy)
+        raise ConfigError(
+            f"--duplicates must be one of {choices}, got {settings.duplicates!r}"
+        ) from error
     if settings.model_name is not None and not settings.model_name.strip():
         raise ConfigError("--model must not be empty; give a registered model name")
 
@@ -165,7 +172,7 @@ def validate(settings: WatchSettings) -> WatchSettings:
             "fix the path or its permissions"
         ) from error
 
-    return dataclasses.replace(settings, inbox=inbox, output=output)
+    return dataclasses.replace(settings, inbox=inbox, output=output, duplicates=duplicates)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -227,14 +234,6 @@ def build_settings(
         if name not in values:
             raise ConfigError(f"missing {_flag(name)}; give it as a flag or in the config file")
         values[name] = Path(values[name])
-    if "duplicates" in values:
-        try:
-            values["duplicates"] = DuplicatePolicy(values["duplicates"])
-        except ValueError as error:
-            choices = ", ".join(policy.value for policy in DuplicatePolicy)
-            raise ConfigError(
-                f"--duplicates must be one of {choices}, got {values['duplicates']!r}"
-            ) from error
     for name in ("once", "polling", "recursive"):
         if name in values and not isinstance(values[name], bool):
             raise ConfigError(f"{_flag(name)} must be true or false, got {values[name]!r}")

@@ -98,6 +98,9 @@ class WatchService:
         self._events: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._daemon_id = uuid.uuid4().hex
         self.summary = RunSummary()
+        # Set once the observer runs and the start-up scan is done: from then on no new file is
+        # missed and every writer's close event is seen.
+        self.started = threading.Event()
 
         self._tracker = SettleTracker(
             settings.settle_ms / 1000,
@@ -207,6 +210,7 @@ class WatchService:
                 self._rescan_requested.clear()
                 _, complete = self._rescan(serving)
                 next_rescan = now + (settings.rescan_seconds if complete else FULL_TRACKER_RESCAN_SECONDS)
+                self.started.set()
 
             ready, rejected = self._tracker.poll()
             for item in rejected:
