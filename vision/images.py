@@ -45,8 +45,9 @@ PREPROCESSING_ID = "pil-rgb8-bilinear-v1"
 DEFAULT_MAX_PIXELS = 120_000_000
 """Largest width * height accepted by default.
 
-It admits the 108-megapixel photos of current phone cameras (12032x9024) and rejects larger
-images, whose full decode takes more than 360 MB of RGB data per decoding thread.
+It admits the 108-megapixel photos of current phone cameras (12032x9024). Pillow keeps RGB at
+4 bytes a pixel, so a full decode at the limit takes about 480 MB per decoding thread (a JPEG
+decoded with DCT scaling takes far less).
 """
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -293,9 +294,9 @@ def _describe_unsupported(file: BinaryIO, header: bytes) -> str:
 
 
 def _describe_pillow_limit(error: Image.DecompressionBombError) -> str:
-    # NOTE: the GIF and MPO openers still apply Pillow's process-wide limit to later frames
-    # and to MPO frames: above Image.MAX_IMAGE_PIXELS they warn (DecompressionBombWarning) and
-    # above twice that they raise, whatever max_pixels is.
+    # NOTE: the MPO opener, and the GIF opener for a frame larger than the logical screen,
+    # still apply Pillow's process-wide limit whatever max_pixels is. Above
+    # Image.MAX_IMAGE_PIXELS they warn with DecompressionBombWarning, above twice that they raise.
     return f"{error}; this is Pillow's Image.MAX_IMAGE_PIXELS limit, which --max-pixels does not change"
 
 

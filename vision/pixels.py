@@ -15,7 +15,7 @@ Rules, applied after decoding and before resizing:
 - 32-bit integer (I) images whose values fit 0..65535 are treated as 16-bit, because Pillow and
   many writers store 16-bit data in that mode. Other I images, and float (F) images outside
   0..1, are stretched linearly from their minimum to their maximum. F images within 0..1 map
-  0.0 to 0 and 1.0 to 255.
+  0.0 to 0 and 1.0 to 255. NaN and infinite values count as 0.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def to_rgb8(image: Image.Image) -> Image.Image:
     Raises:
         ValueError: when Pillow has no conversion for the mode (for example "La").
     """
+    # NOTE: embedded ICC profiles are ignored for every mode, so CMYK print profiles and wide
+    # gamut photos (Display P3, Adobe RGB) are read as if their values were sRGB.
     mode = image.mode
     if mode == "RGB" and "transparency" not in image.info:
         return image
