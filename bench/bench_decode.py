@@ -42,9 +42,16 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help=f"use {SMOKE_IMAGES} photos and one pass")
     parser.add_argument("--limit", type=int, default=None, help="use at most this many photos")
-    parser.add_argument("--repeat", type=int, default=3, help="passes per loader; the best counts (default 3)")
-    parser.add_argument("--large", type=int, default=8, help="photos upscaled to 4032x3024 to time (default 8, 0 skips)")
-    parser.add_argument("--inference", action="store_true", help="also time one MobileNetV2 batch of 32")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="passes per loader; the best counts (default 3)"
+    )
+    parser.add_argument(
+        "--large", type=int, default=8,
+        help="photos upscaled to 4032x3024 to time (default 8, 0 skips them)",
+    )
+    parser.add_argument(
+        "--inference", action="store_true", help="also time one MobileNetV2 batch of 32"
+    )
     return parser.parse_args(argv)
 
 
@@ -180,7 +187,8 @@ def inference_rows(paths: Sequence[Path], repeat: int) -> list[str]:
             call()
             runs[name].append((time.perf_counter() - start) * 1000)
     return [
-        f"| {name} | {min(times):.1f} | {statistics.median(times):.1f} |" for name, times in runs.items()
+        f"| {name} | {min(times):.1f} | {statistics.median(times):.1f} |"
+        for name, times in runs.items()
     ]
 
 
@@ -205,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"sortbox {PREPROCESSING_ID} against keras.utils.load_img + img_to_array")
     print(
-        f"{len(paths)} validation photos, ms per image, best of {repeat} passes; ratio = keras / sortbox; "
+        f"{len(paths)} validation photos, ms per image, best of {repeat} passes; "
+        "ratio = keras / sortbox; "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
     )
     print()
@@ -226,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if arguments.inference:
         print()
-        print(f"One batch of {INFERENCE_BATCH} images at {INFERENCE_PIXELS}x{INFERENCE_PIXELS}, MobileNetV2 + Dense(10)")
+        print(
+            f"One batch of {INFERENCE_BATCH} images at {INFERENCE_PIXELS}x{INFERENCE_PIXELS}, "
+            "MobileNetV2 + Dense(10)"
+        )
         print()
         print("| call | best ms/batch | median ms/batch |")
         print("| --- | --- | --- |")

@@ -18,15 +18,18 @@
 7. The EXIF orientation is applied last, so rotating a small array costs little. The target
    size is the size of the upright image.
 
-Any change to these steps changes the pixels given to a model: bump PREPROCESSING_ID with it.
+Truncated files are rejected as long as PIL.ImageFile.LOAD_TRUNCATED_IMAGES keeps its default,
+False; sortbox never sets it. Any change to these steps changes the pixels given to a model:
+bump PREPROCESSING_ID with it.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -74,6 +77,10 @@ _ORIENTATION_TRANSPOSE = {
 }
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
+# Errors that Pillow raises for malformed headers and pixel data. Image.DecompressionBombError
+# derives from Exception only, so it is handled apart.
+_PILLOW_DATA_ERRORS = (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, struct.error)
+
 _HEADER_BYTES = 16
 _SNIFF_BYTES = 1024
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
@@ -113,7 +120,7 @@ def load_image(
         ImageDecodeError: any other reason the file gives no pixels, named by `reason`.
         ValueError: `size` or `max_pixels` is not a valid value.
     """
-    _check_arguments(size, max_pixels)
+    size = _check_arguments(size, max_pixels)
     name = os.fspath(path)
 
     try:
@@ -148,7 +155,11 @@ def load_images(
         The batch and the failures. Rows of the batch follow the order of `paths`, skipping
         the failed ones. A vanished file is a failure with reason MISSING_FILE_REASON.
     """
-    _check_arguments(size, max_pixels)
+    size = _check_arguments(size, max_pixels)
+    if size is None:
+        raise ValueError(
+            "load_images needs a size (height, width) so that the images stack into one batch"
+        )
     names = [os.fspath(path) for path in paths]
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
@@ -166,7 +177,8 @@ def load_images(
     if workers == 1 or len(names) <= 1:
         results = [decode_one(name) for name in names]
     else:
-        with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="decode") as pool:
+        threads = min(workers, len(names))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode") as pool:
             results = list(pool.map(decode_one, names))
 
     arrays = [result for result in results if isinstance(result, np.ndarray)]
@@ -180,12 +192,21 @@ def load_images(
     return batch, failures
 
 
-def _check_arguments(size: tuple[int, int] | None, max_pixels: int) -> None:
-    if size is not None:
-        if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
-            raise ValueError(f"size must be (height, width) with two positive integers, got {size!r}")
+def _check_arguments(size: Sequence[int] | None, max_pixels: int) -> tuple[int, int] | None:
+    """Validate the arguments and return `size` as a tuple of Python ints (NumPy ints accepted)."""
     if not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    if size is None:
+        return None
+
+    message = f"size must be (height, width) with two positive integers, got {size!r}"
+    try:
+        height, width = (operator.index(side) for side in size)
+    except (TypeError, ValueError) as error:
+        raise ValueError(message) from error
+    if height < 1 or width < 1:
+        raise ValueError(message)
+    return (height, width)
 
 
 def _decode(file: BinaryIO, name: str, size: tuple[int, int] | None, max_pixels: int) -> np.ndarray:
@@ -226,9 +247,7 @@ def _decode(file: BinaryIO, name: str, size: tuple[int, int] | None, max_pixels:
         return np.array(rgb, dtype=np.uint8)
     except ImageDecodeError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
-        # Pillow reports bad data with all of these (Image.DecompressionBombError is a
-        # subclass of Exception only, so it is caught apart below).
+    except _PILLOW_DATA_ERRORS as error:
         raise ImageDecodeError(name, _describe_decode_error(error)) from error
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(name, _describe_pillow_limit(error)) from error
@@ -251,7 +270,7 @@ def _open_decoded_format(file: BinaryIO, name: str, header: bytes) -> Image.Imag
         file.seek(0)
         try:
             return opener(file, name)
-        except (SyntaxError, IndexError, TypeError, ValueError, EOFError, struct.error, OSError) as error:
+        except _PILLOW_DATA_ERRORS as error:
             raise ImageDecodeError(name, _describe_decode_error(error)) from error
         except Image.DecompressionBombError as error:
             raise ImageDecodeError(name, _describe_pillow_limit(error)) from error
@@ -305,7 +324,7 @@ def _describe_decode_error(error: BaseException) -> str:
     lowered = message.lower()
     if "truncated" in lowered or "broken data stream" in lowered or isinstance(error, EOFError):
         return "truncated image data"
-    return f"invalid image data ({message})" if message else f"invalid image data ({type(error).__name__})"
+    return f"invalid image data ({message or type(error).__name__})"
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -315,7 +334,7 @@ def _orientation(image: Image.Image) -> int | None:
     """
     try:
         value = image.getexif().get(ExifTags.Base.Orientation)
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error) as error:
+    except (*_PILLOW_DATA_ERRORS, KeyError) as error:
         logger.debug("ignored unreadable EXIF data: %s", error)
         return None
     return value if isinstance(value, int) and 1 <= value <= 8 else None

@@ -155,7 +155,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
-def _check_batch(model: LoadedModel, images: np.ndarray, class_names: Sequence[str], top_k: int) -> None:
+def _check_batch(
+    model: LoadedModel, images: np.ndarray, class_names: Sequence[str], top_k: int
+) -> None:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
         received = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
         raise ValueError(f"images must be a uint8 numpy array, got {received}")
@@ -211,7 +213,9 @@ def _ends_in_softmax(keras_model: Any) -> bool:
     return getattr(activation, "__name__", None) == "softmax"
 
 
-def _compile_predict(keras_model: Any, input_size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+def _compile_predict(
+    keras_model: Any, input_size: tuple[int, int]
+) -> Callable[[np.ndarray], np.ndarray]:
     import tensorflow as tf
 
     @tf.function(

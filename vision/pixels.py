@@ -26,7 +26,7 @@ from PIL import Image
 WHITE = (255, 255, 255)
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
 
 
 def to_rgb8(image: Image.Image) -> Image.Image:

@@ -133,6 +133,14 @@ def test_jpeg_draft_close_to_full_decode(tmp_path):
     assert difference.max() < 40
 
 
+def test_numpy_integer_size(tmp_path):
+    path = write_jpeg(tmp_path / "photo.jpg")
+
+    loaded = load_image(path, (np.int64(12), np.int32(9)))
+
+    assert loaded.shape == (12, 9, 3)
+
+
 def test_upscaling_small_image(tmp_path):
     path = write_jpeg(tmp_path / "small.jpg", width=10, height=10)
 
@@ -150,7 +158,7 @@ def test_content_decides_format_not_suffix(tmp_path):
     assert loaded[0, 0].tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize("size", [(0, 10), (10,), (10.0, 10), (-1, 5)])
+@pytest.mark.parametrize("size", [(0, 10), (10,), (10.0, 10), (-1, 5), (1, 2, 3), "ab"])
 def test_invalid_size_rejected(tmp_path, size):
     path = write_jpeg(tmp_path / "photo.jpg")
 
@@ -275,7 +283,9 @@ def test_directory_rejected(tmp_path):
 
 
 def test_batch_matches_single_loads(tmp_path):
-    paths = [write_jpeg(tmp_path / f"photo{index}.jpg", 80 + index, 60, seed=index) for index in range(5)]
+    paths = [
+        write_jpeg(tmp_path / f"photo{index}.jpg", 80 + index, 60, seed=index) for index in range(5)
+    ]
 
     batch, failures = load_images(paths, (32, 24), workers=3)
 
@@ -352,3 +362,8 @@ def test_pillow_limit_in_gif_frame(tmp_path):
     reason = decode_reason(path)
 
     assert "Image.MAX_IMAGE_PIXELS" in reason
+
+
+def test_batch_needs_size(tmp_path):
+    with pytest.raises(ValueError, match="needs a size"):
+        load_images([write_jpeg(tmp_path / "a.jpg")], None)

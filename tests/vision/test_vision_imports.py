@@ -10,7 +10,10 @@ from tools.shared import REPO_ROOT
 
 def modules_loaded_by(import_line: str, candidates: tuple[str, ...]) -> list[str]:
     """Run `import_line` in a fresh interpreter; return which of `candidates` it imported."""
-    code = f"import sys\n{import_line}\nprint(','.join(n for n in {candidates!r} if n in sys.modules))\n"
+    code = (
+        f"import sys\n{import_line}\n"
+        f"print(','.join(name for name in {candidates!r} if name in sys.modules))\n"
+    )
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )

@@ -182,7 +182,8 @@ def test_lambda_layer_rejected(tmp_path):
     import keras
 
     inputs = keras.Input((32, 32, 3))
-    outputs = keras.layers.Dense(3)(keras.layers.Lambda(lambda x: x * 2.0)(keras.layers.Flatten()(inputs)))
+    doubled = keras.layers.Lambda(lambda x: x * 2.0)(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Dense(3)(doubled)
     path = tmp_path / "lambda.keras"
     keras.Model(inputs, outputs).save(path)
 
