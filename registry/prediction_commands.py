@@ -115,7 +115,8 @@ def list_command(app, conditions: PredictionFilter, output_format: str) -> None:
     """List predictions, newest first; use csv or json (or `export`) for large results."""
     registry = app.open_registry()
     if output_format == "csv":
-        registry.export_predictions(conditions, "csv", click.get_binary_stream("stdout"))
+        with click.open_file("-", "wb") as stdout:
+            registry.export_predictions(conditions, "csv", stdout)
         return
     predictions = registry.query_predictions(conditions)
     if output_format == "json":
