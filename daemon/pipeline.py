@@ -164,6 +164,7 @@ class BatchProcessor:
 
         started = time.perf_counter()
         outcome.batch_id = self._registry.start_batch(serving.version.id, len(live))
+        logger.info("batch %s started: %d files with %s", outcome.batch_id, len(live), serving.label)
         plans = self._plan(live, serving)
         outcome.database_ms += (time.perf_counter() - started) * 1000
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from daemon.errors import ModelUnavailableError
 from registry.types import PredictionFilter, PredictionStatus
-from tests.daemon.conftest import (
+from tests.daemon.helpers import (
+    JOIN_TIMEOUT,
     image_bytes,
     make_settings,
     output_files,
@@ -392,3 +393,36 @@ def test_burst_of_1000_files(served_registry, folders):
     assert all(row.moved_at is not None for row in rows)
     assert [name for name in os.listdir(inbox) if not name.startswith(".")] == []
     assert len(output_files(output)) == 1000
+
+
+def test_failed_new_version_keeps_old_one_serving(served_registry, folders, tmp_path, caplog):
+    inbox, output = folders
+    caplog.set_level("INFO", logger="daemon")
+    running = start_service(served_registry, make_settings(inbox, output))
+    try:
+        register_model(
+            served_registry,
+            save_color_model(tmp_path / "bad.keras", scale=5.0),
+            class_names=("red", "../evil", "blue"),
+        )
+        _wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
+        write_image(inbox / "still.jpg", "red", seed=1)
+        outcomes = running.wait_for_files(1)
+    finally:
+        running.stop()
+
+    assert outcomes[0].model_label == "default v1"
+    assert outcomes[0].rows[0].model_version == 1
+    assert not (tmp_path / "evil").exists()
+
+
+def test_exit_when_idle_stops_service(served_registry, folders):
+    inbox, output = folders
+    write_image(inbox / "a.jpg", "blue", seed=1)
+    running = start_service(served_registry, make_settings(inbox, output, exit_when_idle=0.3))
+
+    running.thread.join(JOIN_TIMEOUT)
+    summary = running.stop()
+
+    assert summary.stop_reason == "idle"
+    assert summary.files == 1
