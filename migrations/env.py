@@ -24,6 +24,8 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         # SQLite cannot ALTER most column and constraint properties, so changes are made by
         # copying the table ("batch" mode); on PostgreSQL batch mode emits plain ALTERs.
+        # NOTE: registry connections run with foreign keys ON, and SQLite ignores turning them off
+        # inside a transaction, so a batch copy of a referenced table needs that handled first.
         render_as_batch=True,
         compare_type=True,
     )

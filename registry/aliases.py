@@ -40,7 +40,7 @@ class AliasesMixin:
     resolve_model_name: Callable[[str | None], str]
 
     def get_alias(self, model_name: str, alias: str = PRODUCTION) -> ModelVersion | None:
-        """Return the version holding `alias`, or None when no version holds it.
+        """Return the version that `alias` points to, or None when the alias is not set.
 
         Raises:
             NotFoundError: The model is not registered.
@@ -69,7 +69,7 @@ class AliasesMixin:
         given.
 
         Raises:
-            ConflictError: The version is archived or failed, or already holds the alias.
+            ConflictError: The version is archived or failed, or the alias already points to it.
             ArtifactError: The file is missing or changed, or `check_model` failed.
         """
         model_name = self.resolve_model_name(model_name)

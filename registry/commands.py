@@ -33,8 +33,8 @@ def _name_and_versions(arguments: tuple[str, ...], count: int) -> tuple[str | No
         return None, [_parse_version(text) for text in arguments]
     if len(arguments) == count + 1:
         return arguments[0], [_parse_version(text) for text in arguments[1:]]
-    wanted = " ".join(["[NAME]"] + ["VERSION"] * count)
-    raise click.UsageError(f"expected {wanted}, got {len(arguments)} arguments")
+    expected = " ".join(["[NAME]"] + ["VERSION"] * count)
+    raise click.UsageError(f"expected {expected}, got {len(arguments)} arguments")
 
 
 def _name_and_version(arguments: tuple[str, ...]) -> tuple[str | None, int]:

@@ -57,7 +57,7 @@ def downgrade_command(app, revision: str) -> None:
 @db_group.command("history")
 @click.pass_obj
 def history_command(app) -> None:
-    """List the schema revisions this sortbox knows, marking the database's current one."""
+    """List the schema revisions of this sortbox, marking the database's current one."""
     for revision in migrate.database_revisions(app.db_url, app.home):
         marks = []
         if revision.is_current:

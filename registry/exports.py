@@ -1,8 +1,8 @@
 """Prediction exports (CSV, JSON Lines) and counts, both in constant memory at any table size.
 
 Exports write to a binary stream. CSV text is UTF-8 with `surrogateescape`, so a file name that
-is not valid UTF-8 is written as its original bytes; JSON Lines is ASCII with `\\uXXXX` escapes,
-where such a name appears as lone surrogates that `os.fsencode` turns back into the same bytes.
+is not valid UTF-8 is written as its original bytes. JSON Lines is ASCII with `\\uXXXX` escapes.
+There such a name appears as lone surrogates, which `os.fsencode` turns back into the same bytes.
 """
 
 from __future__ import annotations

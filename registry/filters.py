@@ -41,8 +41,8 @@ def validate_filter(conditions: PredictionFilter) -> None:
 def apply_filter(statement: sa.Select, conditions: PredictionFilter) -> sa.Select:
     """Add joins to the version and model and every WHERE condition of the filter.
 
-    The file-name glob becomes a LIKE that selects a superset (SQLite's LIKE ignores ASCII case
-    and cannot express [...] sets); `matches_name` then decides exactly, in Python.
+    The file-name glob becomes a LIKE that selects a superset, because SQLite's LIKE ignores
+    ASCII case and LIKE has no [...] sets. `matches_name` then applies the glob exactly.
     """
     statement = statement.select_from(SqlPrediction).outerjoin(
         SqlModelVersion, SqlPrediction.model_version_id == SqlModelVersion.id

@@ -2,7 +2,7 @@
 
 The revisions live in the `migrations` package next to `registry`. A database is one of:
 - empty: no tables at all; `upgrade` creates the whole schema;
-- current: its revision is the newest one this code knows;
+- current: its revision is the newest one in this code;
 - outdated: an older known revision, or sortbox tables without any revision;
 - too new: a revision this code does not know, written by a newer sortbox.
 """
@@ -46,7 +46,7 @@ class Revision:
 
 @dataclass(frozen=True)
 class SchemaState:
-    """Where a database stands: its revisions, the code's head and whether it has tables."""
+    """Schema state of a database: its revisions, the code's head and whether it has tables."""
 
     url: str
     current: tuple[str, ...]
@@ -148,6 +148,8 @@ def ensure_schema(engine: sa.Engine, *, upgrade: bool) -> SchemaState:
     unversioned = state.has_tables and not state.current
     if not upgrade or unversioned:
         check_state(state)
+    # NOTE: two processes that open the same empty database at the same moment both try to
+    # migrate it, and the slower one fails with "table already exists"; opening it again works.
     logger.info("upgrading database %s from %s to %s", state.url, state.current or "empty", state.head)
     return upgrade_schema(engine, "head")
 
@@ -181,7 +183,7 @@ def _run(engine: sa.Engine, action, revision: str) -> None:
 
 
 def list_revisions(engine: sa.Engine | None = None) -> list[Revision]:
-    """List the revisions this code knows, oldest first, marking the database's current one."""
+    """List the revisions in this code, oldest first, marking the database's current one."""
     current: tuple[str, ...] = ()
     if engine is not None:
         current = read_state(engine).current

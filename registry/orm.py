@@ -217,7 +217,7 @@ class SqlBatch(Base):
 class SqlPrediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (
-        # At most one `classified` row per content and model version, so a file the daemon sees
+        # At most one `classified` row per content and model version, so a file the daemon receives
         # twice (a retry after a crash, a copy) is never sorted twice by the same model.
         sa.Index(
             "uq_predictions_classified_content",

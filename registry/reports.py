@@ -26,7 +26,7 @@ KEY_METRIC = ("validation", "accuracy")
 
 
 class ReportsMixin:
-    """Methods of `Registry` that combine several tables into one answer for a command."""
+    """Methods of `Registry` that combine several tables into one result for a command."""
 
     _db: Database
     resolve_model_name: Callable[[str | None], str]

@@ -131,7 +131,7 @@ class RegisteredModel:
 
 
 class AliasAction(str, enum.Enum):
-    """What moved an alias: a promotion, a rollback to the previous holder, or a removal."""
+    """Kind of alias move: a promotion, a rollback to the previous version, or a removal."""
 
     SET = "set"
     ROLLBACK = "rollback"

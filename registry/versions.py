@@ -197,7 +197,7 @@ class VersionsMixin:
             if row.aliases:
                 names = ", ".join(sorted(alias.alias for alias in row.aliases))
                 raise ConflictError(
-                    f"version {version} of model {model_name!r} holds alias {names}; promote "
+                    f"version {version} of model {model_name!r} is the target of alias {names}; promote "
                     "another version to that alias before archiving this one"
                 )
             row.status = VersionStatus.ARCHIVED

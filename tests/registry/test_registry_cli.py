@@ -78,8 +78,11 @@ def test_models_list(run, two_versions):
 
     lines = output.splitlines()
     assert "VAL_ACC" in lines[0]
-    assert lines[1].startswith(" ") and "0.8000" in lines[1]
-    assert lines[2].startswith("*") and "production" in lines[2] and "0.9000" in lines[2]
+    assert lines[1].startswith(" ")
+    assert "0.8000" in lines[1]
+    assert lines[2].startswith("*")
+    assert "production" in lines[2]
+    assert "0.9000" in lines[2]
 
 
 def test_models_list_empty(run):
@@ -166,7 +169,8 @@ def test_promote_corrupted_artifact(run, two_versions, tmp_path, reopen):
     assert verify.exit_code == 1
     assert "default v2 model" in verify.output
     assert "FAILED" in verify.output
-    assert "default v1 model" in verify.output and ": ok" in verify.output
+    assert "default v1 model" in verify.output
+    assert ": ok" in verify.output
     assert "1 of 4 files failed verification" in verify.output
 
 
@@ -176,7 +180,8 @@ def test_models_verify_ok(run, two_versions):
 
 def test_models_compare(run, two_versions):
     output = _ok(run("models", "compare", "1", "2"))
-    assert "V1" in output and "V2" in output
+    assert "V1" in output
+    assert "V2" in output
     assert "shirt" in output
     assert "+0.1000" in output
 
@@ -199,7 +204,7 @@ def test_models_archive(run, two_versions, reopen):
 
     refused = run("models", "archive", "1")
     assert refused.exit_code == 1
-    assert "holds alias production" in refused.output
+    assert "is the target of alias production" in refused.output
 
     _ok(run("models", "archive", "2"))
     assert reopen().get_version("default", 2).status == VersionStatus.ARCHIVED
@@ -257,7 +262,9 @@ def test_predictions_list_formats(run, two_versions):
     _add_predictions(two_versions)
 
     table = _ok(run("predictions", "list", "--category", "shirt"))
-    assert "a.jpg" in table and "c.png" in table and "b.jpg" not in table
+    assert "a.jpg" in table
+    assert "c.png" in table
+    assert "b.jpg" not in table
 
     as_json = json.loads(_ok(run("predictions", "list", "--format", "json", "--confidence-below", "0.5")))
     assert [record["file_name"] for record in as_json] == ["b.jpg"]

@@ -157,6 +157,6 @@ def test_export_memory_stays_flat(registry, version_id, tmp_path):
     assert (small_count, full_count) == (1_000, total)
     assert sum(1 for _ in open(tmp_path / "full.jsonl", "rb")) == total
     # Ten times the rows must not need ten times the memory: holding 10,000 Prediction objects
-    # would take well over 10 MB, while a streamed export holds one fetch chunk at a time.
+    # would take well over 10 MB, while a streamed export keeps one fetch chunk at a time.
     assert full_peak < small_peak * 2 + 2_000_000
     assert full_peak < 10_000_000
