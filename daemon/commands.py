@@ -59,7 +59,7 @@ _FOLDER = click.Path(file_okay=False, path_type=Path)
     default=None,
     help="Watch subfolders of the inbox too; the output must then be outside it. Default off.",
 )
-@click.option("--max-batch-size", type=int, help="Most files per model call. Default 32.")
+@click.option("--max-batch-size", type=int, help="Maximum files per model call. Default 32.")
 @click.option(
     "--max-wait-ms",
     type=int,
@@ -110,7 +110,7 @@ def watch_command(ctx: click.Context, config_path: Path | None, **options) -> No
     finish the batch in hand and exit; SIGHUP checks for a new production version now.
     """
     from daemon.config import build_settings
-    from daemon.service import run_watch
+    from daemon.runner import run_watch
 
     settings = build_settings(config_path, options)
     summary = run_watch(settings, ctx.obj.open_registry())

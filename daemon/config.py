@@ -22,7 +22,7 @@ from vision.images import DEFAULT_MAX_PIXELS
 
 
 class DuplicatePolicy(str, enum.Enum):
-    """What the daemon does with a file whose content was classified before."""
+    """Policy for a file whose content was classified before."""
 
     REUSE = "reuse"
     RECLASSIFY = "reclassify"
@@ -41,8 +41,8 @@ class WatchSettings:
         exit_when_idle: Exit after this many seconds without any file to process; None waits
             forever.
         settle_ms: A file is read only after its size and mtime stayed unchanged this long.
-        close_timeout_seconds: On Linux a file that was written is also expected to be closed by
-            its writer; after this many quiet seconds without a close event it is read anyway.
+        close_timeout_seconds: On Linux a written file must also be closed by its writer. After
+            this many quiet seconds without a close event it is read anyway.
         rescan_seconds: Interval of the full inbox scan that catches lost events.
         polling: Use watchdog's polling observer (network mounts) instead of the native one.
         recursive: Watch subfolders of the inbox too.

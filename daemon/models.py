@@ -1,8 +1,8 @@
 """The served model: loading, verification and the swap to a newly promoted version.
 
-A new version is loaded and verified on a background thread while the old one keeps serving;
-the service swaps between batches, so a batch is classified by one version from start to end,
-and the old model is released only after the new one is in place.
+A new version is loaded and verified on a background thread while the old one keeps serving.
+The service swaps between batches, so one version classifies a whole batch, and the old model is
+released only after the new one is in place.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def load_serving_model(registry, version: ModelVersion) -> ServingModel:
 
 
 class ModelHolder:
-    """Keep the model that holds the serving alias, and prepare its successor in the background.
+    """Keep the model that the serving alias points to, and load its successor in the background.
 
     Every method is called from the service thread, except the loader which runs on the holder's
     own single worker thread.
@@ -121,10 +121,10 @@ class ModelHolder:
         if not self._warned_missing:
             self._warned_missing = True
             logger.warning(
-                "no version of model %r holds the %r alias; files stay in the inbox until one is "
-                "promoted with `sortbox models promote`",
-                self.model_name,
+                "the %r alias of model %r points to no version; files stay in the inbox until "
+                "one is promoted with `sortbox models promote`",
                 self._alias,
+                self.model_name,
             )
 
     def poll(self, *, force: bool = False) -> None:
@@ -188,14 +188,6 @@ class ModelHolder:
             previous.label if previous is not None else "nothing",
         )
         return loaded
-
-    def wait_for_load(self, timeout: float | None = None) -> None:
-        """Block until the background load in progress, if any, has finished."""
-        if self._loading is not None:
-            try:
-                self._loading[1].exception(timeout=timeout)
-            except TimeoutError:
-                pass
 
     def close(self) -> None:
         """Stop the loader thread, waiting for a load in progress to end."""

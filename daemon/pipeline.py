@@ -9,9 +9,10 @@ Exactly-once protocol, per batch:
 4. Move each file to its destination (hard link, then unlink the source).
 5. Flush the touched folders and mark the moved rows.
 
-A kill at any instant leaves each file in one of these states: in the inbox without a row
-(processed again after restart), in the inbox or at its destination with an unmoved row (start-up
-reconciliation finishes the move or the mark), or at its destination with a moved row.
+A kill at any instant leaves each file in one of three states. In the inbox without a row, it
+is processed again after a restart. With an unmoved row, in the inbox or at its destination,
+start-up reconciliation finishes the move or the mark. At its destination with a moved row, it
+is done.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ TOP_K = 3
 
 @dataclass
 class PreparedFile:
-    """A file after hashing and decoding; `error` holds the reason it cannot be classified."""
+    """A file after hashing and decoding; `error` is the reason it cannot be classified."""
 
     path: str
     size: tuple[int, int]
@@ -52,7 +53,7 @@ class PreparedFile:
 
 
 def prepare_file(path: str, size: tuple[int, int], max_pixels: int) -> PreparedFile:
-    """Hash and decode one file; never raises for a bad or vanished file."""
+    """Hash and decode one file, recording a bad, unreadable or vanished file instead of raising."""
     started = time.perf_counter()
     prepared = PreparedFile(path=path, size=size)
 
@@ -79,7 +80,7 @@ def prepare_file(path: str, size: tuple[int, int], max_pixels: int) -> PreparedF
 
 @dataclass
 class BatchOutcome:
-    """What one batch did, for the log and for callers that wait on progress."""
+    """Result of one batch, for the log and for callers that wait on progress."""
 
     batch_id: str | None
     model_label: str

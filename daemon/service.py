@@ -1,8 +1,8 @@
 """The watch loop: events in, settled files batched, batches classified, moved and recorded.
 
-Threads: the watchdog observer only queues paths; a pool of decode threads hashes and decodes
-the next batch; everything else, including every registry call, runs on the one thread that
-calls `WatchService.run()`. Up to two batches are in flight, so batch N+1 decodes while batch N
+Threads: the watchdog observer only queues paths, and a pool of decode threads hashes and
+decodes the next batch. Everything else, including every registry call, runs on the one thread
+that calls `WatchService.run()`. Up to two batches are in flight, so batch N+1 decodes while batch N
 runs through the model.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
 import socket
 import sys
 import threading
@@ -39,15 +38,17 @@ from registry.errors import RegistryError
 logger = logging.getLogger(__name__)
 
 MAX_BATCHES_IN_FLIGHT = 2
-# Longest sleep of the loop, so stop requests and deadlines are noticed without an event.
+# Maximum sleep of the loop, so stop requests and deadlines are noticed without an event.
 MAX_SLEEP_SECONDS = 0.25
 # After a scan stopped early because the settle tracker was full, the next one runs this soon.
 FULL_TRACKER_RESCAN_SECONDS = 1.0
+# After a batch failed on a database or file-system error, its files are retried this soon.
+FAILED_BATCH_RETRY_SECONDS = 5.0
 
 
 @dataclass
 class RunSummary:
-    """What a run did; `stop_reason` is "done", "idle", "interrupted", "terminated" or "stopped"."""
+    """Counts of a run; `stop_reason` is "done", "idle", "interrupted", "terminated" or "stopped"."""
 
     stop_reason: str = "stopped"
     batches: int = 0
@@ -117,7 +118,12 @@ class WatchService:
         self._holder = ModelHolder(registry, registry.resolve_model_name(settings.model_name))
         self._in_flight: deque[_InFlight] = deque()
         self._claimed: set[str] = set()
+        # Paths skipped until an event shows they changed: symbolic links, unreadable files.
         self._ignored: set[str] = set()
+        # Paths whose row is written but whose move failed; only reconciliation may touch them,
+        # because processing them again would write a second row.
+        self._stuck: set[str] = set()
+        self._next_rescan = 0.0
         self._reported_rows: set[int] = set()
 
     def stop(self, reason: str = "stopped") -> None:
@@ -151,8 +157,9 @@ class WatchService:
             if self._holder.load_now() is None and settings.once:
                 self._holder.close()
                 raise ModelUnavailableError(
-                    f"no usable version of model {self._holder.model_name!r} holds the production "
-                    "alias; promote one with `sortbox models promote VERSION` and run again"
+                    f"the production alias of model {self._holder.model_name!r} points to no "
+                    "version that loads; promote one with `sortbox models promote VERSION` and "
+                    "run again"
                 )
 
             observer = PollingObserver() if settings.polling else Observer()
@@ -182,7 +189,7 @@ class WatchService:
     def _loop(self, decoder: ThreadPoolExecutor) -> None:
         settings = self.settings
         now = self._clock()
-        next_rescan = now  # the start-up scan
+        self._next_rescan = now  # the start-up scan
         next_model_poll = now + settings.model_poll_seconds
         next_heartbeat = now
         idle_since: float | None = None
@@ -198,7 +205,7 @@ class WatchService:
                 next_model_poll = now + settings.model_poll_seconds
             had_model = self._holder.current is not None
             if self._holder.swap_if_ready() is not None and not had_model:
-                next_rescan = now  # files left waiting for a model
+                self._next_rescan = now  # files left waiting for a model
             serving = self._holder.current
 
             if now >= next_heartbeat:
@@ -206,10 +213,11 @@ class WatchService:
                 next_heartbeat = now + settings.heartbeat_seconds
 
             self._drain_events()
-            if self._rescan_requested.is_set() or now >= next_rescan:
+            if self._rescan_requested.is_set() or now >= self._next_rescan:
                 self._rescan_requested.clear()
                 _, complete = self._rescan(serving)
-                next_rescan = now + (settings.rescan_seconds if complete else FULL_TRACKER_RESCAN_SECONDS)
+                interval = settings.rescan_seconds if complete else FULL_TRACKER_RESCAN_SECONDS
+                self._next_rescan = now + interval
                 self.started.set()
 
             ready, rejected = self._tracker.poll()
@@ -248,7 +256,7 @@ class WatchService:
                 self.stop("idle")
                 break
 
-            self._sleep(now, next_rescan, next_model_poll, next_heartbeat)
+            self._sleep(now, self._next_rescan, next_model_poll, next_heartbeat)
 
     def _sleep(self, now: float, *deadlines: float) -> None:
         candidates = list(deadlines)
@@ -265,7 +273,7 @@ class WatchService:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return
-            if event.path in self._claimed:
+            if event.path in self._claimed or event.path in self._stuck:
                 continue
             self._ignored.discard(event.path)
             self._tracker.observe(event.path, event.arrival)
@@ -281,12 +289,19 @@ class WatchService:
             reconcile_unmoved(self._registry, self.settings.inbox, reported_ids=self._reported_rows)
         except RegistryError as error:
             logger.error("cannot reconcile unmoved rows: %s", error)
+        # A stuck path that reconciliation moved away may be reused by a new file.
+        self._stuck = {path for path in self._stuck if os.path.lexists(path)}
         if serving is None:
             return 0, True
 
         added = 0
         for path in scan_inbox(self.settings.inbox, recursive=self.settings.recursive):
-            if path in self._claimed or path in self._tracker or path in self._ignored:
+            if (
+                path in self._claimed
+                or path in self._tracker
+                or path in self._ignored
+                or path in self._stuck
+            ):
                 continue
             if len(self._tracker) >= self.settings.queue_size:
                 return added, False
@@ -321,10 +336,10 @@ class WatchService:
                 error,
             )
             self._claimed.difference_update(batch.paths)
-            self._rescan_requested.set()
+            self._next_rescan = min(self._next_rescan, self._clock() + FAILED_BATCH_RETRY_SECONDS)
             return
         self._claimed.difference_update(batch.paths)
-        self._ignored.update(outcome.stuck)
+        self._stuck.update(outcome.stuck)
         self._ignored.update(outcome.unreadable)
         self._record(outcome)
 
@@ -362,30 +377,3 @@ class WatchService:
             )
         except RegistryError as error:
             logger.error("cannot write the heartbeat: %s", error)
-
-
-def run_watch(settings: WatchSettings, registry) -> RunSummary:
-    """Run the watch service in the foreground with signal handling.
-
-    SIGINT and SIGTERM stop intake and let the batch in hand finish (a second SIGINT aborts at
-    once); SIGHUP checks the production alias now. Handlers are installed only on the main
-    thread and restored on return.
-    """
-    service = WatchService(settings, registry)
-    if threading.current_thread() is not threading.main_thread():
-        return service.run()
-
-    def on_interrupt(signum, frame):
-        service.stop("interrupted")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {
-        signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: service.stop("terminated")),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, lambda signum, frame: service.request_model_check()),
-    }
-    try:
-        return service.run()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -1,4 +1,4 @@
-"""What `sortbox status` reports: the served model, the daemons' heartbeats and recent work."""
+"""Report of `sortbox status`: the served model, the daemons' heartbeats and recent work."""
 
 from __future__ import annotations
 

@@ -13,11 +13,22 @@ from tests.daemon.helpers import register_model, save_color_model
 
 @pytest.fixture(scope="session")
 def color_model_file(tmp_path_factory) -> Path:
-    return save_color_model(tmp_path_factory.mktemp("models") / "colors.keras")
+    """The color model saved once per session, and loaded once.
+
+    The first load in a process may start process-wide worker threads in the inference runtime
+    (OpenVINO's telemetry does), so it happens here, before `no_leaked_threads` takes its
+    snapshot: such threads are not leaks of the daemon.
+    """
+    from vision.inference import load_model
+
+    path = save_color_model(tmp_path_factory.mktemp("models") / "colors.keras")
+    load_model(path)
+    return path
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
+def registry(tmp_path: Path, color_model_file: Path):
+    """A registry in a fresh SQLite file; it needs the model fixture only for its first load."""
     opened = Registry.open(url=f"sqlite:///{tmp_path / 'sortbox.db'}", home=tmp_path / "home")
     yield opened
     opened.close()
