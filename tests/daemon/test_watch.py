@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from daemon.errors import ModelUnavailableError
+from daemon.errors import InboxLockedError, ModelUnavailableError
 from registry.types import PredictionFilter, PredictionStatus
 from tests.daemon.helpers import (
     JOIN_TIMEOUT,
@@ -425,3 +426,31 @@ def test_exit_when_idle_stops_service(served_registry, folders):
 
     assert summary.stop_reason == "idle"
     assert summary.files == 1
+
+
+def test_second_daemon_on_same_folders_is_rejected(served_registry, folders):
+    inbox, output = folders
+    running = start_service(served_registry, make_settings(inbox, output))
+    try:
+        with pytest.raises(InboxLockedError, match="in use by another sortbox daemon"):
+            run_once(served_registry, inbox, output)
+    finally:
+        running.stop()
+
+
+def test_output_on_another_file_system(served_registry, folders, tmp_path):
+    inbox, _ = folders
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system (/dev/shm) for the output folder")
+    output = shm / f"sortbox-test-output-{os.getpid()}-{tmp_path.name}"
+    write_image(inbox / "far.jpg", "blue", seed=1)
+    try:
+        run_once(served_registry, inbox, output)
+
+        assert (output / "blue" / "far.jpg").is_file()
+        assert [path.name for path in (output / "blue").iterdir()] == ["far.jpg"]
+        assert _rows(served_registry)[0].moved_at is not None
+    finally:
+        shutil.rmtree(output, ignore_errors=True)
+    assert not (inbox / "far.jpg").exists()
