@@ -1,6 +1,6 @@
 """Training options as one frozen value, validated before TensorFlow is imported.
 
-The click commands build a `TrainConfig`; everything after that (scan, feature cache, fit,
+The click commands build a `TrainConfig`. Everything after that (scan, feature cache, fit,
 registration) reads only this value, so a library caller gets the same checks as the CLI.
 """
 
@@ -65,10 +65,10 @@ class Augmentation:
 
 @dataclass(frozen=True)
 class UnfreezeSpec:
-    """Which part of the base becomes trainable in the fine-tune stage.
+    """Part of the base that becomes trainable in the fine-tune stage.
 
-    Either `fraction` (the top fraction of the base's layers) or `layer` (that layer and every
-    layer after it) is set.
+    Exactly one field is set: `fraction` is the top fraction of the base's layers, and `layer`
+    names the first trainable layer, after which every layer trains too.
     """
 
     fraction: float | None = None

@@ -1,8 +1,8 @@
 """Evaluate logits against labels and turn the results into registry metrics.
 
 Pure numpy, so tests check the arithmetic without Keras. The confusion matrix is stored as
-metrics named `confusion/<true class>` whose `class_name` is the predicted class and whose value
-is the image count; per-class metrics are `precision`, `recall`, `f1` and `support`.
+metrics named `confusion/<true class>`, each with the predicted class as `class_name` and the
+image count as value. Per-class metrics are `precision`, `recall`, `f1` and `support`.
 """
 
 from __future__ import annotations

@@ -124,6 +124,17 @@ def _set_best(result: StageResult, initial_best: float | None, checkpoint_path: 
     result.checkpoint = checkpoint_path if checkpoint_path.is_file() else None
 
 
+def predict_features(head, features: np.ndarray) -> np.ndarray:
+    """Return the head's logits for cached features.
+
+    The head is called directly because `Model.predict` traces a new function for every model,
+    which a sweep of many heads would repeat once per trial.
+    """
+    if len(features) == 0:
+        return np.zeros((0, head.output_shape[-1]), dtype=np.float32)
+    return np.asarray(head(features, training=False))
+
+
 def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
     return np.eye(class_count, dtype=np.float32)[labels]
 

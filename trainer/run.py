@@ -18,7 +18,7 @@ from trainer.config import TrainConfig, validate_config
 from trainer.dataset import TEST, VALIDATION, DatasetScan, SkippedFile, scan_dataset
 from trainer.errors import TrainingInterrupted
 from trainer.evaluation import Evaluation, evaluate_logits
-from trainer.fit import StageResult
+from trainer.fit import StageResult, predict_features
 from trainer.prepare import PreparedData, decode_all, prepare_features, prepare_pixels
 from trainer.register import RunRecord, new_run_id, register_run, utc_now
 from trainer.stages import (
@@ -210,7 +210,7 @@ def _evaluate(full, head, prepared: PreparedData, config: TrainConfig) -> dict[s
             values = prepared.features.splits[split]
             if len(values.labels) == 0:
                 continue
-            logits = head.predict(values.features, batch_size=256, verbose=0)
+            logits = predict_features(head, values.features)
             labels = values.labels
         else:
             images = prepared.pixels[split]

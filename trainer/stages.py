@@ -42,6 +42,7 @@ def train_head_on_features(
     """Train a head on cached pooled features; returns (head with best weights, stage result)."""
     train = features.splits[TRAIN]
     validation = features.splits[VALIDATION]
+    seed_head(config)
     head = build_head(features.feature_size, config, class_count)
     compile_model(head, config.learning_rate, config.label_smoothing)
 
@@ -60,6 +61,18 @@ def train_head_on_features(
     return head, result
 
 
+def seed_head(config: TrainConfig) -> None:
+    """Reseed Keras just before the head is built, when a seed is set.
+
+    The head's initial weights and the batch order then depend only on the seed, so a sweep
+    trial and a `sortbox train` run with the same options train the same head.
+    """
+    if config.seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(config.seed)
+
+
 def join_head(base, head, config: TrainConfig, class_count: int):
     """Put a head trained on features on top of the base, giving a model from raw pixels."""
     full = build_full_model(base, config, class_count, augment=False)
@@ -76,6 +89,7 @@ def train_head_on_pixels(
     progress: TextIO | None,
 ):
     """Train the head through the frozen base on pixels, with augmentation when it is on."""
+    seed_head(config)
     full = build_full_model(base, config, class_count, augment=True)
     compile_model(full, config.learning_rate, config.label_smoothing)
     result = _fit_on_pixels(

@@ -19,7 +19,7 @@ from trainer.config import TrainConfig, validate_config
 from trainer.dataset import TEST, VALIDATION, SkippedFile, scan_dataset
 from trainer.errors import ConfigError
 from trainer.evaluation import Evaluation, evaluate_logits
-from trainer.fit import StageResult
+from trainer.fit import StageResult, predict_features
 from trainer.plots import plot_sweep
 from trainer.prepare import prepare_features
 from trainer.register import RunRecord, new_run_id, register_run, utc_now
@@ -177,6 +177,6 @@ def _evaluate_head(head, prepared, class_names) -> dict[str, Evaluation]:
         values = prepared.features.splits.get(split)
         if values is None or len(values.labels) == 0:
             continue
-        logits = head.predict(values.features, batch_size=256, verbose=0)
+        logits = predict_features(head, values.features)
         evaluations[split] = evaluate_logits(split, logits, values.labels, class_names)
     return evaluations
