@@ -189,7 +189,11 @@ class SettleTracker:
         return path in self._pending
 
     def observe(self, path: str, arrival: Arrival) -> None:
-        """Start or continue following a path after an event or a scan found it."""
+        """Start or continue following a path after an event or a scan found it.
+
+        NOTE: a path first found by a scan waits for no close event, so a writer that was
+        already pausing mid-file when the scan ran is read once `settle_seconds` have passed.
+        """
         now = self._clock()
         entry = self._pending.get(path)
         if entry is None:

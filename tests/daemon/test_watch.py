@@ -454,3 +454,27 @@ def test_output_on_another_file_system(served_registry, folders, tmp_path):
     finally:
         shutil.rmtree(output, ignore_errors=True)
     assert not (inbox / "far.jpg").exists()
+
+
+def test_model_check_retries_failed_version(served_registry, folders, tmp_path, caplog):
+    inbox, output = folders
+    caplog.set_level("INFO", logger="daemon")
+    artifact = save_color_model(tmp_path / "v2.keras", scale=20.0)
+    second = register_model(served_registry, artifact, promote=False)
+    running = start_service(served_registry, make_settings(inbox, output, model_poll_seconds=60))
+    try:
+        served_registry.set_alias(second.model_name, "production", second.version)
+        moved_away = artifact.rename(tmp_path / "v2-away.keras")
+        running.service.request_model_check()
+        _wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
+
+        moved_away.rename(artifact)
+        running.service.request_model_check()
+        _wait_until(lambda: any("now serving default v2" in r.getMessage() for r in caplog.records))
+        write_image(inbox / "new.jpg", "red", seed=3)
+        outcomes = running.wait_for_files(1)
+    finally:
+        running.stop()
+
+    assert outcomes[0].model_label == "default v2"
+    assert outcomes[0].rows[0].model_version == 2
