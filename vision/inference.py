@@ -3,7 +3,8 @@
 Models are `.keras` files built from Keras layers only. The model contains its own input
 preprocessing (Rescaling and the like) and returns one logit per class; `predict_batch` applies
 the softmax. TensorFlow and Keras are imported inside the functions, so importing this module
-stays cheap.
+stays cheap. `vision.runtimes` compiles the model for OpenVINO when it is installed, with
+TensorFlow as the fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vision.errors import ModelLoadError
+from vision.runtimes import RuntimeUnavailable, compile_runtime, requested_runtime, softmax_rows
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,9 @@ class Classification:
 class LoadedModel:
     """A Keras model ready for `predict_batch`, with the facts checked at load time.
 
-    `predict_logits` runs the model through one compiled TensorFlow function whose batch
-    dimension is unknown, so batches of any size share a single trace.
+    `predict_logits` runs the model through the runtime named by `runtime` (`openvino` or
+    `tensorflow`, see `vision.runtimes`). Its batch dimension is unknown, so batches of any size
+    share a single trace.
     """
 
     path: Path
@@ -47,14 +50,22 @@ class LoadedModel:
     class_count: int
     outputs_probabilities: bool
     predict_logits: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    runtime: str = "tensorflow"
 
 
-def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a `.keras` model in Keras safe mode and check its input and output shapes.
+def load_model(path: str | os.PathLike[str], runtime: str | None = None) -> LoadedModel:
+    """Load a `.keras` model in Keras safe mode, check its shapes and compile it for inference.
+
+    Args:
+        path: The `.keras` file.
+        runtime: `auto`, `openvino` or `tensorflow` (see `vision.runtimes`). Defaults to
+            $SORTBOX_INFERENCE_RUNTIME, or `auto` when that is unset.
 
     Raises:
         ModelLoadError: the file is missing, is not a `.keras` file, does not load, or does not
-            take (batch, height, width, 3) images and return (batch, classes) scores.
+            take (batch, height, width, 3) images and return (batch, classes) scores; or the
+            runtime requested explicitly cannot serve it.
+        ValueError: the runtime name is unknown.
     """
     model_path = Path(path)
     if not model_path.is_file():
@@ -63,6 +74,8 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         raise ModelLoadError(
             f"model file {str(model_path)!r} is not a {MODEL_SUFFIX} file; save it with model.save()"
         )
+
+    chosen_runtime = requested_runtime(runtime)
 
     import keras
 
@@ -77,9 +90,17 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
 
     input_size, class_count = _check_shapes(keras_model, model_path)
     outputs_probabilities = _ends_in_softmax(keras_model)
+    try:
+        compiled = compile_runtime(keras_model, input_size, outputs_probabilities, chosen_runtime)
+    except RuntimeUnavailable as error:
+        raise ModelLoadError(
+            f"cannot serve model {str(model_path)!r} with the requested runtime: {error}; "
+            "install it or choose runtime auto or tensorflow"
+        ) from error
+
     logger.debug(
-        "loaded %s: input %sx%s, %s classes, softmax inside: %s",
-        model_path, input_size[0], input_size[1], class_count, outputs_probabilities,
+        "loaded %s: input %sx%s, %s classes, softmax inside: %s, runtime %s",
+        model_path, input_size[0], input_size[1], class_count, outputs_probabilities, compiled.name,
     )
     return LoadedModel(
         path=model_path,
@@ -87,7 +108,8 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
         input_size=input_size,
         class_count=class_count,
         outputs_probabilities=outputs_probabilities,
-        predict_logits=_compile_predict(keras_model, input_size),
+        predict_logits=compiled.predict_outputs,
+        runtime=compiled.name,
     )
 
 
@@ -138,7 +160,7 @@ def predict_batch(
         return []
 
     scores = np.asarray(model.predict_logits(images), dtype=np.float64)
-    probabilities = scores if model.outputs_probabilities else _softmax(scores)
+    probabilities = scores if model.outputs_probabilities else softmax_rows(scores)
 
     keep = min(top_k, len(class_names))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :keep]
@@ -147,12 +169,6 @@ def predict_batch(
         pairs = tuple((class_names[index], float(row[index])) for index in best)
         results.append(Classification(category=pairs[0][0], confidence=pairs[0][1], top_k=pairs))
     return results
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def _check_batch(
@@ -211,20 +227,3 @@ def _ends_in_softmax(keras_model: Any) -> bool:
         return True
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", None) == "softmax"
-
-
-def _compile_predict(
-    keras_model: Any, input_size: tuple[int, int]
-) -> Callable[[np.ndarray], np.ndarray]:
-    import tensorflow as tf
-
-    @tf.function(
-        input_signature=[tf.TensorSpec(shape=(None, input_size[0], input_size[1], 3), dtype=tf.uint8)],
-    )
-    def logits_of(images):
-        return keras_model(tf.cast(images, tf.float32), training=False)
-
-    def predict_logits(images: np.ndarray) -> np.ndarray:
-        return logits_of(tf.convert_to_tensor(images)).numpy()
-
-    return predict_logits
