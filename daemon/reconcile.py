@@ -1,7 +1,7 @@
 """Finish the moves that a crash or an error interrupted, using the unmoved prediction rows.
 
 Each unmoved row names its source, its destination and the sha256 of its content. The file system
-then tells which step of the batch protocol was reached:
+then shows which step of the batch protocol was reached:
 
 - destination exists, source gone: the move finished, only the mark is missing;
 - destination exists and is the same file (hard link) or has the row's content, source still
