@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -51,12 +52,26 @@ def sortbox_command() -> list[str]:
     return [sys.executable, "-m", "cli"]
 
 
+# TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL because they are printed before
+# its logging starts; they say nothing about sortbox, so the demo leaves them out.
+TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
+
+
+def without_tensorflow_noise(text: str) -> str:
+    return "".join(
+        line for line in text.splitlines(keepends=True) if not TENSORFLOW_NOISE.match(line)
+    )
+
+
 def run_sortbox(args: list[str], env: dict[str, str]) -> str:
     """Run one `sortbox` command, echo it, and return its stdout; stop the demo if it fails."""
     command = sortbox_command() + args
     print(f"\n$ sortbox {' '.join(args)}", flush=True)
-    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+    completed = subprocess.run(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     print(completed.stdout, end="", flush=True)
+    print(without_tensorflow_noise(completed.stderr), end="", file=sys.stderr, flush=True)
     if completed.returncode != 0:
         raise SystemExit(f"demo failed: `sortbox {' '.join(args)}` exited {completed.returncode}")
     return completed.stdout
@@ -72,12 +87,19 @@ def true_labels(validation: Path) -> dict[str, str]:
     return labels
 
 
+def visible_files(folder: Path) -> list[Path]:
+    """List the files under `folder`, leaving out hidden ones such as the daemon's lock file."""
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    ]
+
+
 def sorted_files(output: Path) -> dict[str, str]:
     """Map each file name found under OUTPUT/<category>/ to that category (review folders too)."""
     placed = {}
-    for path in output.rglob("*"):
-        if not path.is_file():
-            continue
+    for path in visible_files(output):
         parts = path.relative_to(output).parts
         # OUTPUT/<category>/<name>, OUTPUT/_review/<category>/<name> or OUTPUT/_failed/<name>.
         category = parts[-2] if len(parts) >= 2 else ""
@@ -105,7 +127,7 @@ def wait_until_sorted(
     deadline = time.monotonic() + timeout_seconds
     last_report = 0.0
     while True:
-        left = sum(1 for path in inbox.iterdir() if path.is_file())
+        left = len(visible_files(inbox))
         placed = len(sorted_files(output))
         if left == 0 and placed >= expected and count_rows(env) >= expected:
             return
@@ -160,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     labels = true_labels(dataset / "validation")
     daemon_args = ["watch", "--inbox", str(inbox), "--output", str(output), "--model", MODEL_NAME]
     print(f"\n$ sortbox {' '.join(daemon_args)} &", flush=True)
-    daemon = subprocess.Popen(sortbox_command() + daemon_args, env=env)
+    daemon_log = DEMO_DIR / "daemon.log"
+    print(f"(the daemon's log goes to {daemon_log})", flush=True)
+    with daemon_log.open("wb") as log:
+        daemon = subprocess.Popen(
+            sortbox_command() + ["-v"] + daemon_args, env=env, stderr=log
+        )
     try:
         for class_dir in sorted(path for path in (dataset / "validation").iterdir() if path.is_dir()):
             for image in sorted(class_dir.iterdir()):
@@ -178,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     # Step 5: report.
     placed = sorted_files(output)
     rows = count_rows(env)
-    left = sum(1 for path in inbox.iterdir() if path.is_file())
+    left = len(visible_files(inbox))
     correct = sum(1 for name, category in placed.items() if labels.get(name) == category)
     print("\nPer-category counts:")
     for category, count in sorted(Counter(placed.values()).items()):
