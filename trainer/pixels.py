@@ -37,6 +37,8 @@ def decode_records(records: tuple[ImageRecord, ...], size: tuple[int, int]) -> D
 
     Memory is n * h * w * 3 bytes: 3,068 images at 299x299 take about 0.8 GiB.
     """
+    # NOTE: a split is held in memory whole; a dataset of tens of thousands of images at 299 px
+    # would need a loader that decodes batch by batch from disk.
     height, width = size
     pixels = np.empty((len(records), height, width, 3), dtype=np.uint8)
     decoded: list[ImageRecord] = []
