@@ -45,6 +45,7 @@ class DaemonRun:
 
     files: int
     seconds: float
+    cpu_seconds: float
     batches: int
     decode_ms: float
     inference_ms: float
@@ -135,7 +136,7 @@ def run_daemon(
 
 
 def _feed_and_time(service, progress: queue.Queue, staged: list[Path], inbox: Path, failure: list) -> DaemonRun:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for path in staged:
         os.rename(path, path.with_name(path.name.removesuffix(STAGING_SUFFIX)))
 
@@ -148,7 +149,7 @@ def _feed_and_time(service, progress: queue.Queue, staged: list[Path], inbox: Pa
             raise RuntimeError(f"no batch finished within {SERVICE_TIMEOUT_SECONDS} s; {failure}") from None
         outcomes.append(outcome)
         rows += len(outcome.rows)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     moved = sum(len(outcome.moved) for outcome in outcomes)
     from daemon.intake import is_temporary_name
@@ -160,6 +161,7 @@ def _feed_and_time(service, progress: queue.Queue, staged: list[Path], inbox: Pa
     return DaemonRun(
         files=rows,
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         batches=len(outcomes),
         decode_ms=sum(outcome.decode_ms for outcome in outcomes),
         inference_ms=sum(outcome.inference_ms for outcome in outcomes),
@@ -184,7 +186,8 @@ def save_model(spec: ModelSpec, folder: Path) -> Path:
 def describe(run: DaemonRun) -> str:
     per_file = 1.0 / run.files
     return (
-        f"{run.files} files in {run.seconds:.2f} s = {run.images_per_second:.1f} images/s "
+        f"{run.files} files in {run.seconds:.2f} s = {run.images_per_second:.1f} images/s, "
+        f"{run.cpu_seconds:.1f} CPU s "
         f"({run.batches} batches, runtime {run.runtime}); per file: inference "
         f"{run.inference_ms * per_file:.1f} ms, decode {run.decode_ms * per_file:.1f} ms "
         f"(on decode threads), database {run.database_ms * per_file:.2f} ms, move "

@@ -64,15 +64,17 @@ class ModelResult:
     spec: ModelSpec
     profiled_flops: int
     counted_flops: int
-    peaks: dict[str, float]
-    loop: float
-    batched: dict[str, float]
-    daemon: dict[str, DaemonRun]
+    peaks: list[Candidate]
+    paths: list[Candidate]
+    daemon_runs: dict[str, DaemonRun]
 
-    @property
-    def limit(self) -> float:
+    def limit(self, cpu: bool) -> float:
         """fp32 limit in images/s: the best matrix-product peak over the profiled FLOPs."""
-        return max(self.peaks.values()) / self.profiled_flops
+        return max(rate(peak, cpu) for peak in self.peaks) / self.profiled_flops
+
+
+def rate(candidate: Candidate, cpu: bool) -> float:
+    return candidate.best_cpu if cpu else candidate.best
 
 
 def available_runtimes() -> list[str]:
@@ -133,51 +135,56 @@ def measure_model(spec: ModelSpec, batch: int, loop_files: int, daemon_files: in
         spec=spec,
         profiled_flops=flops[0],
         counted_flops=flops[1],
-        peaks={candidate.name: candidate.best for candidate in peaks},
-        loop=loop.best,
-        batched={candidate.name.removeprefix("(b) "): candidate.best for candidate in batched},
-        daemon={runtime: max(runs, key=lambda run: run.images_per_second) for runtime, runs in daemon_runs.items()},
+        peaks=peaks,
+        paths=[loop, *batched, *daemons],
+        daemon_runs={runtime: max(runs, key=lambda run: run.images_per_second) for runtime, runs in daemon_runs.items()},
     )
 
 
-def timed_daemon_run(model_path: Path, spec: ModelSpec, photos, files: int, workdir: Path, runtime: str, runs: list[DaemonRun]) -> float:
-    """Run the daemon once with `runtime` on a fresh registry; return its measured seconds."""
+def timed_daemon_run(
+    model_path: Path, spec: ModelSpec, photos, files: int, workdir: Path, runtime: str, runs: list[DaemonRun]
+) -> tuple[float, float]:
+    """Run the daemon once with `runtime` on a fresh registry; return its wall and CPU seconds."""
     os.environ["SORTBOX_INFERENCE_RUNTIME"] = runtime
     try:
         run = run_daemon(model_path, spec, photos, files, workdir / f"daemon-{runtime}-{len(runs)}")
     finally:
         os.environ.pop("SORTBOX_INFERENCE_RUNTIME", None)
     runs.append(run)
-    return run.seconds
+    return run.seconds, run.cpu_seconds
 
 
 def print_result(result: ModelResult) -> None:
-    limit = result.limit
-
-    def cell(rate: float) -> str:
-        return f"{rate:.1f} ({rate / limit:.0%})"
-
     spec = result.spec
     weights = "random weights" if spec.weights == "none" else "ImageNet weights"
     print(f"### {spec.label} ({weights})")
     print()
-    peaks = ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s" for name, value in result.peaks.items())
+    peaks = ", ".join(
+        f"{peak.name} {peak.best / 1e9:.0f} GFLOP/s wall, {peak.best_cpu / 1e9:.0f} per CPU" for peak in result.peaks
+    )
     print(
         f"{result.profiled_flops / 1e9:.3f} GFLOP/image (profiler), {result.counted_flops / 1e9:.3f} "
-        f"counted (convolutions and dense only); peak: {peaks}; fp32 limit {limit:.1f} images/s"
+        f"counted (convolutions and dense only). Peak: {peaks}. fp32 limit: "
+        f"{result.limit(cpu=False):.1f} images/s wall, {result.limit(cpu=True):.1f} per CPU."
     )
     print()
-    print("| path | images/s (% of fp32 limit) | x per-image loop |")
-    print("| --- | --- | --- |")
-    print(f"| (a) load_img + model.predict, batch of one | {cell(result.loop)} | 1.00 |")
-    for runtime, rate in result.batched.items():
-        print(f"| (b) predict_batch, {runtime} | {cell(rate)} | {rate / result.loop:.2f} |")
-    for runtime, run in result.daemon.items():
-        rate = run.images_per_second
-        print(f"| (c) daemon end to end, {runtime} | {cell(rate)} | {rate / result.loop:.2f} |")
+    print("| path | images/s, wall (% of limit) | x loop | images/s per CPU (% of limit) | x loop |")
+    print("| --- | --- | --- | --- | --- |")
+    loop = result.paths[0]
+    labels = {
+        "(a) per-image loop": "(a) load_img + model.predict, batch of one",
+        **{f"(b) {runtime}": f"(b) predict_batch, {runtime}" for runtime in RUNTIMES},
+        **{f"(c) {runtime}": f"(c) daemon end to end, {runtime}" for runtime in RUNTIMES},
+    }
+    for path in result.paths:
+        cells = []
+        for cpu in (False, True):
+            value = rate(path, cpu)
+            cells.append(f"{value:.1f} ({value / result.limit(cpu):.0%}) | {value / rate(loop, cpu):.2f}")
+        print(f"| {labels[path.name]} | {' | '.join(cells)} |")
     print()
-    for runtime, run in result.daemon.items():
-        print(f"- daemon, {runtime}: {describe(run)}")
+    for runtime, run in result.daemon_runs.items():
+        print(f"- fastest daemon run, {runtime}: {describe(run)}")
     print()
 
 

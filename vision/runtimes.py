@@ -120,6 +120,9 @@ def compile_openvino(function: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE, str
         # TensorFlow flushes denormal floats to zero too, so both runtimes agree and neither
         # slows down on them.
         "CPU_DENORMALS_OPTIMIZATION": True,
+        # A pinned stream cannot move to an idle core while the daemon's decode threads or
+        # another process hold its own core.
+        "ENABLE_CPU_PINNING": False,
     }
     if streams is not None:
         config["NUM_STREAMS"] = streams
