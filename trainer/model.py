@@ -52,15 +52,15 @@ def build_base(config: TrainConfig):
     try:
         return constructor(include_top=False, weights=weights, input_shape=(height, width, 3))
     except Exception as error:
-        # The download raises URLError, OSError or a plain Exception depending on where it
-        # fails, and a wrong file raises ValueError, so every failure is reported the same way.
-        if weights == WEIGHTS_IMAGENET:
+        # Keras 3.15's download wraps URL and HTTP errors in a plain Exception, while weights
+        # that do not fit the model raise ValueError.
+        if weights == WEIGHTS_IMAGENET and not isinstance(error, ValueError):
             raise WeightsError(
                 f"cannot download ImageNet weights for {config.backbone} ({error}): pass a local "
                 "no-top weights file with --weights PATH"
             ) from error
         raise WeightsError(
-            f"weights file {weights!r} does not fit {config.backbone} at {height}x{width} "
+            f"weights {weights!r} do not fit {config.backbone} at {height}x{width} "
             f"({error}): pass a no-top .weights.h5 file saved from the same backbone"
         ) from error
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from registry.types import ModelVersion
+from registry.types import ModelVersion, VersionStatus
 from trainer.config import TrainConfig, validate_config
 from trainer.dataset import TEST, VALIDATION, SkippedFile, scan_dataset
 from trainer.errors import ConfigError
@@ -127,8 +127,11 @@ def run_sweep(
             dataset_fingerprint=prepared.fingerprint,
             started_at=started_at,
             finished_at=utc_now(),
+            status=VersionStatus.INTERRUPTED if trial.stage.interrupted else VersionStatus.READY,
             extra_hyperparameters={"feature_cache": prepared.cache_status, "sweep": sweep_id},
         )
+
+        # Ctrl-C ends the sweep; the trials finished so far are still registered.
         if trial.stage.interrupted:
             break
 

@@ -106,3 +106,35 @@ def test_augmentation_layers_per_flag(keras):
     names = [layer.name for layer in layers]
     assert names == ["rotation", "shift", "shear", "zoom", "flip", "brightness", "contrast"]
     assert layers[4].mode == "horizontal_and_vertical"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone, side", [("xception", 71), ("efficientnet_b0", 32), ("resnet50", 32), ("mobilenet_v2", 32)])
+def test_every_backbone_loads_in_safe_mode(keras, tmp_path: Path, backbone: str, side: int):
+    from trainer.model import build_base, build_full_model
+
+    config = tiny_config(tmp_path, backbone=backbone, image_size=(side, side))
+    model = build_full_model(build_base(config), config, class_count=4, augment=False)
+    path = tmp_path / "model.keras"
+    model.save(path)
+
+    loaded = keras.models.load_model(path, safe_mode=True)
+    pixels = np.random.default_rng(2).integers(0, 256, (2, side, side, 3), dtype=np.uint8)
+
+    assert loaded.output_shape == (None, 4)
+    assert np.abs(loaded.predict(pixels, verbose=0) - model.predict(pixels, verbose=0)).max() < 1e-4
+
+
+def test_weights_of_other_backbone_rejected(keras, tmp_path: Path):
+    from trainer.errors import WeightsError
+    from trainer.model import build_base
+
+    mobilenet = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "mobilenet.weights.h5"
+    mobilenet.save_weights(path)
+
+    with pytest.raises(WeightsError) as raised:
+        build_base(tiny_config(tmp_path, weights=str(path)))
+
+    assert str(path) in str(raised.value)
+    assert "do not fit resnet50 at 32x32" in str(raised.value)

@@ -194,3 +194,27 @@ def test_interrupt_registers_when_asked(tiny_dataset: Path, registry, monkeypatc
     assert outcome.version.status == VersionStatus.INTERRUPTED
     assert outcome.stages[0].epochs_run == 1
     assert Path(outcome.artifact).is_file()
+
+
+def test_flat_layout_with_validation_split(tmp_path: Path, registry):
+    from tests.trainer.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "flat", splits={"": 10})
+
+    outcome = train_and_register(tiny_config(data, validation_split=0.2), registry, progress=None)
+
+    assert outcome.split_counts == {"train": 24, "validation": 6}
+    assert outcome.version.hyperparameters["validation_split"] == 0.2
+
+
+def test_test_split_evaluated(tmp_path: Path, registry):
+    from tests.trainer.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", splits={"train": 6, "validation": 2, "test": 2})
+
+    outcome = train_and_register(tiny_config(data), registry, progress=None)
+
+    assert set(outcome.evaluations) == {"validation", "test"}
+    metrics = registry.get_metrics("default", outcome.version.version)
+    test_metrics = {m.name for m in metrics if m.split == "test"}
+    assert {"accuracy", "loss", "precision", "confusion/red"} <= test_metrics
