@@ -201,6 +201,7 @@ def train_group(ctx: click.Context, learning_rate, inner_size, dropout, **option
     Example: sortbox train --data photos/ --backbone mobilenet_v2 --epochs 10
     """
     if ctx.invoked_subcommand is not None:
+        _reject_group_options(ctx)
         return
     from trainer.report import format_train_outcome
     from trainer.run import train_and_register
@@ -216,6 +217,20 @@ def train_group(ctx: click.Context, learning_rate, inner_size, dropout, **option
         progress=sys.stderr if config.show_progress else None,
     )
     click.echo("\n".join(format_train_outcome(outcome)))
+
+
+def _reject_group_options(ctx: click.Context) -> None:
+    """Reject options given before a subcommand name, which the subcommand would never see."""
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)} given before `{ctx.invoked_subcommand}`: put the options after "
+            f"the subcommand, as in `sortbox train {ctx.invoked_subcommand} --data DIR`"
+        )
 
 
 @train_group.command("sweep")

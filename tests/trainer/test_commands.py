@@ -92,8 +92,7 @@ def test_empty_class_stops_before_tensorflow(tiny_dataset: Path, tmp_path: Path)
     script = textwrap.dedent(
         f"""
         import sys
-        import pytest
-from click.testing import CliRunner
+        from click.testing import CliRunner
         from cli import sortbox
         result = CliRunner().invoke(
             sortbox, ["--home", {str(tmp_path / "home")!r}, "train", "--data", {str(tiny_dataset)!r}]
@@ -122,3 +121,13 @@ def test_train_help_lists_options():
     for option in ("--fine-tune-epochs", "--unfreeze", "--horizontal-flip", "--promote",
                    "--register-interrupted", "--early-stopping", "--label-smoothing"):
         assert option in result.output
+
+
+def test_options_before_sweep_rejected(tiny_dataset: Path, tmp_path: Path):
+    result = CliRunner().invoke(
+        sortbox,
+        ["--home", str(tmp_path / "home"), "train", "--epochs", "3", "sweep", "--data", str(tiny_dataset)],
+    )
+
+    assert result.exit_code == 2
+    assert "--epochs given before `sweep`" in result.output
