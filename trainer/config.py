@@ -141,7 +141,9 @@ class TrainConfig:
     def hyperparameters(self) -> dict[str, Any]:
         """Return every option as JSON-ready values, for the registry."""
         values = asdict(self)
-        values["data_dir"] = str(self.data_dir)
+        values["data_dir"] = str(Path(self.data_dir).resolve())
+        if self.weights_file is not None:
+            values["weights"] = str(self.weights_file.resolve())
         values["image_size"] = list(self.resolved_image_size)
         values["unfreeze"] = str(self.unfreeze)
         for name in ("show_progress", "register_interrupted"):

@@ -23,6 +23,7 @@ from trainer.prepare import PreparedData, decode_all, prepare_features, prepare_
 from trainer.register import RunRecord, new_run_id, register_run, utc_now
 from trainer.stages import (
     LazyBase,
+    export_model,
     fine_tune,
     join_head,
     train_head_on_features,
@@ -137,6 +138,7 @@ def train_and_register(
         fine_tuned = tune_result.checkpoint is not None
 
     artifact = run_dir / "model.keras"
+    full = export_model(full, config, class_count)
     full.save(artifact)
     outcome.artifact = artifact
     outcome.stages = tuple(stages)

@@ -80,6 +80,20 @@ def join_head(base, head, config: TrainConfig, class_count: int):
     return full
 
 
+def export_model(trained, config: TrainConfig, class_count: int):
+    """Return an uncompiled copy of a trained full model for the artifact.
+
+    The copy shares the base's layers and gets the head's weights, but it has no optimizer
+    state, which is larger than the model after a fine-tune, and no augmentation layers, which
+    do nothing outside training.
+    """
+    base = find_base(trained)
+    base.trainable = False
+    exported = build_full_model(base, config, class_count, augment=False)
+    copy_head_weights(trained, exported)
+    return exported
+
+
 def train_head_on_pixels(
     base,
     pixels: dict[str, DecodedImages],

@@ -79,5 +79,5 @@ def test_hyperparameters_are_json_ready(tmp_path: Path):
 
     assert values["image_size"] == [224, 224]
     assert values["unfreeze"] == "0.2"
-    assert values["data_dir"] == str(tmp_path)
+    assert values["data_dir"] == str(tmp_path.resolve())
     assert values["augmentation"]["rotation"] == 0.0
