@@ -8,9 +8,9 @@ Run from the repository root:
 
 The real watch service runs on a thread of this process, on a fresh SQLite registry in a
 temporary folder, with the model registered and promoted to production. Copies of the shared
-validation photos (each with distinct bytes, so none is a duplicate) are written into the inbox
-under `.part` names, which the daemon ignores, and renamed to their real names at once, the way
-an uploader that writes to a temporary name delivers them. The clock starts before the first
+validation photos, each with distinct bytes so that none is a duplicate, are written into the
+inbox under `.part` names, which the daemon ignores. Then all are renamed to their real names at
+once, the way an uploader that writes to a temporary name delivers them. The clock starts before the first
 rename and stops when the service has reported rows for every file; the run then checks that
 every file was moved and the inbox is empty.
 `bench.bench_inference` runs the same function next to the per-image loop and the FLOP limit.
@@ -173,6 +173,7 @@ def _feed_and_time(service, progress: queue.Queue, staged: list[Path], inbox: Pa
 
 def service_runtime(service) -> str:
     """Return the inference runtime of the model the service holds, for the report."""
+    # The service exposes no public accessor for its model; a benchmark may read the private one.
     serving = service._holder.current
     return getattr(serving.model, "runtime", "unknown") if serving is not None else "none"
 

@@ -86,7 +86,7 @@ def available_runtimes() -> list[str]:
 
 
 def loop_candidate(keras_model, spec: ModelSpec, photos: Sequence[Path]) -> Candidate:
-    """The classic loop: load_img, img_to_array, then model.predict on a batch of one, per file."""
+    """Build the classic loop: load_img, img_to_array, then model.predict on a batch of one, per file."""
     import numpy as np
     from keras.utils import img_to_array, load_img
 
@@ -168,8 +168,10 @@ def print_result(result: ModelResult) -> None:
         f"{result.limit(cpu=False):.1f} images/s wall, {result.limit(cpu=True):.1f} per CPU."
     )
     print()
+
     print("| path | images/s, wall (% of limit) | x loop | images/s per CPU (% of limit) | x loop |")
     print("| --- | --- | --- | --- | --- |")
+
     loop = result.paths[0]
     labels = {
         "(a) per-image loop": "(a) load_img + model.predict, batch of one",

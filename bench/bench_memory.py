@@ -13,7 +13,7 @@ from /proc/PID/status (VmRSS, and VmHWM for the peak) every `--sample-seconds`.
 The daemon serves a promoted MobileNetV2 (ImageNet weights from the shared folder) by default.
 Files are copies of the validation photos with distinct bytes, written under `.part` names and
 renamed into the inbox in steps of `--step` files, with at most `--backlog` files waiting, so the
-daemon sees a steady stream. Warm-up ends when the first `--warm-up` fraction of the files is
+daemon receives a steady stream. Warm-up ends when the first `--warm-up` fraction of the files is
 moved; growth is the last RSS sample over the highest sample at the end of warm-up.
 """
 

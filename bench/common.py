@@ -71,7 +71,7 @@ def profiled_flops(keras_model: Any, size: int) -> int:
     """Count floating-point operations per image with TensorFlow's profiler.
 
     The model is traced for a batch of one, its variables are folded into constants and its
-    function calls inlined, so the profiler sees every convolution with a known shape.
+    function calls inlined, so every convolution in the profiled graph has a known shape.
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
@@ -142,8 +142,8 @@ class Candidate:
     spent waiting (timers, disk), so it can only be higher than what an idle machine would give
     where the call waits, and lower where threads spin while they wait for each other.
 
-    A `self_timed` call returns its measured (wall seconds, CPU seconds), so that set-up such as
-    starting a daemon stays out of the figure; other calls are timed whole. A candidate with
+    A `self_timed` call returns its measured (wall seconds, CPU seconds), which keeps set-up such as
+    starting a daemon out of the figure. Other calls are timed whole. A candidate with
     `warm_up` False skips the untimed first call.
     """
 

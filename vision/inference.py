@@ -62,9 +62,9 @@ def load_model(path: str | os.PathLike[str], runtime: str | None = None) -> Load
             $SORTBOX_INFERENCE_RUNTIME, or `auto` when that is unset.
 
     Raises:
-        ModelLoadError: the file is missing, is not a `.keras` file, does not load, or does not
-            take (batch, height, width, 3) images and return (batch, classes) scores; or the
-            runtime requested explicitly cannot serve it.
+        ModelLoadError: the file is missing, is not a `.keras` file or does not load. Also when
+            the model does not take (batch, height, width, 3) images and return (batch, classes)
+            scores, or when the runtime requested explicitly cannot serve it.
         ValueError: the runtime name is unknown.
     """
     model_path = Path(path)
