@@ -7,7 +7,9 @@ Two runtimes compute the same function:
 - `openvino`: the same concrete function converted in memory with `openvino.convert_model` and
   compiled for the CPU with float32 precision and OpenVINO's throughput hint. A batch is cut into
   chunks of `chunk_size` images that run on parallel requests (one stream per core), so each
-  core works on its own images instead of splitting every layer across cores.
+  core works on its own images instead of splitting every layer across cores. OpenVINO is
+  imported with its usage telemetry replaced by OpenVINO's own no-op stub (see
+  `import_openvino`).
 
 The runtime is chosen with `load_model(..., runtime=...)` or the environment variable
 SORTBOX_INFERENCE_RUNTIME (`auto`, `openvino` or `tensorflow`). `auto` uses OpenVINO when the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -96,6 +99,31 @@ def compile_tensorflow(function: Any) -> CompiledRuntime:
     return CompiledRuntime(TENSORFLOW, predict_outputs)
 
 
+def import_openvino() -> Any:
+    """Import and return the `openvino` module without starting its usage telemetry.
+
+    `import openvino` imports `openvino.tools.ovc`, whose package init (OpenVINO 2026.4) starts
+    `openvino_telemetry`. That package treats a missing consent file as consent, so it writes a
+    client id under ~/intel and sends an import event to Google Analytics from a non-daemon
+    thread. OpenVINO swaps in a no-op stub when `openvino_telemetry` cannot be imported, so this
+    function marks it as absent in `sys.modules` before the first import of OpenVINO. That
+    changes neither the environment nor any file, but any later `import openvino_telemetry` in
+    this process raises ImportError.
+
+    Raises:
+        RuntimeNotInstalled: the openvino package is not installed.
+    """
+    # NOTE: when other code in the process imported OpenVINO before this call, its telemetry has
+    # already started and this cannot stop it.
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    try:
+        import openvino
+    except ImportError as error:
+        raise RuntimeNotInstalled(f"the openvino package is not installed ({error})") from error
+    return openvino
+
+
 # TODO: no int8 path yet. Post-training quantization of the OpenVINO model, calibrated on training
 # images, could run past the fp32 limit, but it would need a validation-accuracy check against
 # the fp32 model (within 0.5 points, recorded as a metric of the version) before promotion.
@@ -111,10 +139,7 @@ def compile_openvino(function: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE, str
     Raises:
         RuntimeUnavailable: OpenVINO is not installed, or conversion or compilation failed.
     """
-    try:
-        import openvino as ov
-    except ImportError as error:
-        raise RuntimeNotInstalled(f"the openvino package is not installed ({error})") from error
+    ov = import_openvino()
 
     config: dict[str, Any] = {
         # Without this hint OpenVINO computes in bfloat16 on CPUs with AVX512_BF16 or AMX.
@@ -130,6 +155,8 @@ def compile_openvino(function: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE, str
     if streams is not None:
         config["NUM_STREAMS"] = streams
     try:
+        # convert_model reports each conversion to openvino_telemetry, which import_openvino
+        # has replaced with OpenVINO's no-op stub.
         converted = ov.convert_model(function.get_concrete_function())
         compiled = ov.Core().compile_model(converted, "CPU", config)
     except Exception as error:  # noqa: BLE001 - conversion raises many unrelated types

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import importlib.util
+import json
 import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +25,33 @@ pytestmark = pytest.mark.filterwarnings(
 
 CLASS_NAMES = tuple(f"class{index}" for index in range(10))
 MOBILENET_SIZE = 96
+
+# Checked without importing OpenVINO, because a plain `import openvino` starts its telemetry.
+needs_openvino = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="the openvino package is not installed"
+)
+
+# Runs in a fresh process, so no earlier import of OpenVINO in the test process hides a
+# telemetry start. Prints what the load left behind as JSON.
+TELEMETRY_PROBE = """
+import json, sys, threading
+
+before = set(threading.enumerate())
+from vision.inference import load_model
+
+model = load_model(sys.argv[1], runtime="openvino")
+callers = ("openvino.tools.ovc.telemetry_utils", "openvino.tools.ovc.convert_impl", "openvino.tools.ovc.utils")
+print(json.dumps({
+    "runtime": model.runtime,
+    "new_threads": [
+        thread.name for thread in threading.enumerate() if thread not in before and not thread.daemon
+    ],
+    "openvino_telemetry": repr(sys.modules.get("openvino_telemetry")),
+    "telemetry_modules": {name: sys.modules[name].tm.__name__ for name in callers},
+}))
+"""
+# Variables with which openvino_telemetry turns itself off; the probe runs without them.
+CI_VARIABLES = ("CI", "TF_BUILD", "JENKINS_URL")
 
 
 def build_small_conv_model():
@@ -46,7 +77,8 @@ def conv_model_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def openvino_and_tensorflow(conv_model_path):
     """The conv model loaded once with each runtime."""
-    pytest.importorskip("openvino")
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("the openvino package is not installed")
     return load_model(conv_model_path, runtime="openvino"), load_model(conv_model_path, runtime="tensorflow")
 
 
@@ -110,8 +142,8 @@ def test_openvino_required_but_missing(conv_model_path, hide_openvino):
         load_model(conv_model_path, runtime="openvino")
 
 
+@needs_openvino
 def test_auto_falls_back_on_mismatch(conv_model_path, monkeypatch, caplog):
-    pytest.importorskip("openvino")
     # A negative tolerance makes any probe comparison a mismatch.
     monkeypatch.setattr(runtimes, "PROBE_TOLERANCE", -1.0)
     caplog.set_level(logging.WARNING, logger="vision.runtimes")
@@ -134,16 +166,41 @@ def test_openvino_matches_tensorflow_any_batch(openvino_and_tensorflow, count):
     np.testing.assert_allclose(from_openvino, from_tensorflow, rtol=0, atol=1e-4)
 
 
+@needs_openvino
 def test_auto_prefers_openvino(conv_model_path):
-    pytest.importorskip("openvino")
     assert load_model(conv_model_path, runtime="auto").runtime == "openvino"
 
 
+@needs_openvino
+@pytest.mark.slow
+def test_openvino_load_sends_no_telemetry(conv_model_path, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    environment = {key: value for key, value in os.environ.items() if key not in CI_VARIABLES}
+    environment["HOME"] = str(home)
+
+    completed = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_PROBE, str(conv_model_path)],
+        env=environment, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["runtime"] == "openvino"
+    assert report["new_threads"] == []
+    assert report["openvino_telemetry"] == "None"
+    # Each OpenVINO module that reports to telemetry must bind its `tm` name to the no-op stub.
+    for caller, module in report["telemetry_modules"].items():
+        assert module == "openvino.tools.ovc.telemetry_stub", caller
+    # openvino_telemetry keeps its client id and counters in ~/intel.
+    assert not (home / "intel").exists()
+
+
+@needs_openvino
 @pytest.mark.shared
 @pytest.mark.slow
 def test_openvino_agrees_on_validation_set(clothing_dataset, mobilenet_weights, tmp_path):
     """Every validation photo: same top-1 and probabilities within 1e-4, MobileNetV2 weights."""
-    pytest.importorskip("openvino")
     import keras
 
     keras.utils.set_random_seed(11)
