@@ -42,7 +42,8 @@ _FOLDER = click.Path(file_okay=False, path_type=Path)
 @click.option(
     "--close-timeout-seconds",
     type=float,
-    help="Seconds after which a written file without a close event is read anyway. Default 30.",
+    help="Seconds of quiet after which a file still open for writing, or without its close "
+    "event, is read anyway. Default 30.",
 )
 @click.option(
     "--rescan-seconds",

@@ -41,8 +41,9 @@ class WatchSettings:
         exit_when_idle: Exit after this many seconds without any file to process; None waits
             forever.
         settle_ms: A file is read only after its size and mtime stayed unchanged this long.
-        close_timeout_seconds: On Linux a written file must also be closed by its writer. After
-            this many quiet seconds without a close event it is read anyway.
+        close_timeout_seconds: A settled file still open for writing, or written and not yet
+            closed where the open-writer check cannot answer, is read anyway after this many
+            quiet seconds.
         rescan_seconds: Interval of the full inbox scan that catches lost events.
         polling: Use watchdog's polling observer (network mounts) instead of the native one.
         recursive: Watch subfolders of the inbox too.

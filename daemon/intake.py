@@ -8,10 +8,12 @@ injectable clock, when each file has stopped changing.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import queue
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,8 +29,19 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 logger = logging.getLogger(__name__)
+
+# Shortest interval between two open-writer checks of a settled file that is still open.
+MIN_WRITER_RECHECK_SECONDS = 0.1
 
 # Names that downloaders, editors and copy tools use while a file is still being written; such a
 # file is picked up once it is renamed to its real name.
@@ -97,12 +110,55 @@ class InboxEventHandler(FileSystemEventHandler):
             self._rescan_requested.set()
             self._wake.set()
         elif isinstance(event, FileMovedEvent):
-            # A rename from a temporary name, or a move into the inbox, makes a new file.
-            self._put(event.dest_path, Arrival.MOVED_IN)
+            # A rename from a temporary name, or a move into the inbox, makes a new file. With
+            # full inotify events a rename from outside the inbox has an empty source, and a
+            # rename out of it an empty destination.
+            if event.dest_path:
+                self._put(event.dest_path, Arrival.MOVED_IN)
         elif isinstance(event, FileClosedEvent):
             self._put(event.src_path, Arrival.CLOSED)
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             self._put(event.src_path, Arrival.CHANGED)
+
+
+def make_observer(*, polling: bool) -> BaseObserver:
+    """Create the observer: polling when asked, else the native one of the platform.
+
+    On Linux the inotify observer is created with full events. Without them watchdog 7 reports
+    a rename from a folder outside the inbox (an IN_MOVED_TO without its IN_MOVED_FROM) as a
+    `FileCreatedEvent`, which would make the file wait for a close event that never comes.
+    """
+    if polling:
+        return PollingObserver()
+    if sys.platform.startswith("linux"):
+        from watchdog.observers.inotify import InotifyObserver
+
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+def has_open_writer(path: str) -> bool | None:
+    """Tell whether any process has the file open for writing, or None when it cannot be known.
+
+    Linux only: a read lease (fcntl F_SETLEASE) is refused with EAGAIN while the file is open
+    for writing anywhere, and is released at once. A lease needs the caller to own the file (or
+    CAP_LEASE) and a file system that supports leases; otherwise the answer is None.
+    """
+    if fcntl is None or not hasattr(fcntl, "F_SETLEASE"):
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as error:
+        return True if error.errno == errno.EAGAIN else None
+    else:
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def scan_inbox(inbox: Path, *, recursive: bool) -> Iterator[str]:
@@ -153,17 +209,23 @@ class Rejected:
 class SettleTracker:
     """Decide when a file is complete: unchanged size and mtime for `settle_seconds`.
 
-    When the observer reports close-after-write (inotify on Linux), a file that was created or
-    modified must also have been closed by its writer before it is ready. A writer that keeps the
-    file open without writing for `close_timeout_seconds` is taken as done, so a lost close event
+    A settled file is then checked for an open writer (see `has_open_writer`). Without one it is
+    ready, however it arrived. With one it waits, rechecked every `settle_seconds`, until the
+    writer closes it. Where the check cannot answer, a file that was created or modified while
+    the observer reports close-after-write (inotify on Linux) waits for its close event, and a
+    file that arrived by rename or was found by a scan does not. A writer that keeps the file
+    open without writing for `close_timeout_seconds` is taken as done, so a lost close event
     cannot hold a file back forever.
 
     Args:
         settle_seconds: Quiet time required before a file is ready.
-        close_timeout_seconds: Quiet time after which a missing close event is ignored.
+        close_timeout_seconds: Quiet time after which an open writer or a missing close event
+            is ignored.
         expects_close_events: True when the observer emits `FileClosedEvent`.
         clock: Monotonic time in seconds; tests pass a fake.
         lstat: `os.lstat` or a replacement for tests.
+        writer_check: Returns whether a path has an open writer, or None when unknown. Defaults
+            to `has_open_writer`.
     """
 
     def __init__(
@@ -174,12 +236,15 @@ class SettleTracker:
         expects_close_events: bool = False,
         clock: Callable[[], float] = time.monotonic,
         lstat: Callable[[str], os.stat_result] = os.lstat,
+        writer_check: Callable[[str], bool | None] = has_open_writer,
     ):
         self._settle = settle_seconds
         self._close_timeout = max(close_timeout_seconds, settle_seconds)
         self._expects_close = expects_close_events
         self._clock = clock
         self._lstat = lstat
+        self._writer_check = writer_check
+        self._recheck = max(settle_seconds, MIN_WRITER_RECHECK_SECONDS)
         self._pending: dict[str, _Pending] = {}
 
     def __len__(self) -> int:
@@ -191,8 +256,8 @@ class SettleTracker:
     def observe(self, path: str, arrival: Arrival) -> None:
         """Start or continue following a path after an event or a scan found it.
 
-        NOTE: a path first found by a scan waits for no close event, so a writer that was
-        already pausing mid-file when the scan ran is read once `settle_seconds` have passed.
+        A rename is atomic, so a file that arrived by one needs no close event even when an
+        earlier event for the same path asked for one.
         """
         now = self._clock()
         entry = self._pending.get(path)
@@ -203,7 +268,7 @@ class SettleTracker:
         if arrival is Arrival.CHANGED and self._expects_close:
             entry.awaiting_close = True
             entry.check_at = now
-        elif arrival is Arrival.CLOSED:
+        elif arrival in (Arrival.CLOSED, Arrival.MOVED_IN):
             entry.awaiting_close = False
             entry.check_at = now
 
@@ -255,9 +320,16 @@ class SettleTracker:
             quiet = now - entry.stable_since
             if quiet < self._settle:
                 entry.check_at = entry.stable_since + self._settle
-            elif entry.awaiting_close and quiet < self._close_timeout:
-                entry.check_at = entry.stable_since + self._close_timeout
-            else:
-                del self._pending[path]
-                ready.append(path)
+                continue
+            close_deadline = entry.stable_since + self._close_timeout
+            if quiet < self._close_timeout:
+                writer = self._writer_check(path)
+                if writer:
+                    entry.check_at = min(now + self._recheck, close_deadline)
+                    continue
+                if writer is None and entry.awaiting_close:
+                    entry.check_at = close_deadline
+                    continue
+            del self._pending[path]
+            ready.append(path)
         return ready, rejected

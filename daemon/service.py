@@ -21,13 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
-
 from daemon.batcher import Batcher
 from daemon.config import WatchSettings
 from daemon.errors import ModelUnavailableError
-from daemon.intake import Arrival, InboxEventHandler, SettleTracker, scan_inbox
+from daemon.intake import Arrival, InboxEventHandler, SettleTracker, make_observer, scan_inbox
 from daemon.locks import lock_folders
 from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
@@ -162,7 +159,7 @@ class WatchService:
                     "run again"
                 )
 
-            observer = PollingObserver() if settings.polling else Observer()
+            observer = make_observer(polling=settings.polling)
             handler = InboxEventHandler(self._events, self._rescan_requested, self._wake)
             observer.schedule(handler, os.fspath(settings.inbox), recursive=settings.recursive)
             decoder = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")

@@ -16,7 +16,14 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from daemon.intake import Arrival, InboxEventHandler, SettleTracker, is_temporary_name, scan_inbox
+from daemon.intake import (
+    Arrival,
+    InboxEventHandler,
+    SettleTracker,
+    has_open_writer,
+    is_temporary_name,
+    scan_inbox,
+)
 
 
 class FakeClock:
@@ -78,9 +85,16 @@ def test_settle_next_check_is_the_settle_deadline(tmp_path: Path):
     assert tracker.next_check() == pytest.approx(clock.now + 0.5)
 
 
+def _unknown(path: str) -> None:
+    """An open-writer check that cannot answer, as on file systems without leases."""
+    return None
+
+
 def test_settle_waits_for_close_event(tmp_path: Path):
     clock = FakeClock()
-    tracker = SettleTracker(0.5, close_timeout_seconds=10, expects_close_events=True, clock=clock)
+    tracker = SettleTracker(
+        0.5, close_timeout_seconds=10, expects_close_events=True, clock=clock, writer_check=_unknown
+    )
     path = tmp_path / "a.jpg"
     path.write_bytes(b"data")
     tracker.observe(str(path), Arrival.CHANGED)
@@ -94,7 +108,9 @@ def test_settle_waits_for_close_event(tmp_path: Path):
 
 def test_settle_close_timeout_releases_file(tmp_path: Path):
     clock = FakeClock()
-    tracker = SettleTracker(0.5, close_timeout_seconds=10, expects_close_events=True, clock=clock)
+    tracker = SettleTracker(
+        0.5, close_timeout_seconds=10, expects_close_events=True, clock=clock, writer_check=_unknown
+    )
     path = tmp_path / "a.jpg"
     path.write_bytes(b"data")
     tracker.observe(str(path), Arrival.CHANGED)
@@ -104,6 +120,59 @@ def test_settle_close_timeout_releases_file(tmp_path: Path):
     assert tracker.poll()[0] == []
     clock.now += 0.1
     assert tracker.poll()[0] == [str(path)]
+
+
+def test_settle_rename_needs_no_close_event(tmp_path: Path):
+    clock = FakeClock()
+    tracker = SettleTracker(
+        0.5, close_timeout_seconds=60, expects_close_events=True, clock=clock, writer_check=_unknown
+    )
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"data")
+    tracker.observe(str(path), Arrival.CHANGED)
+    tracker.observe(str(path), Arrival.MOVED_IN)
+    tracker.poll()
+
+    clock.now += 0.5
+    assert tracker.poll()[0] == [str(path)]
+
+
+def test_settle_open_writer_holds_file(tmp_path: Path):
+    clock = FakeClock()
+    tracker = SettleTracker(0.5, close_timeout_seconds=60, expects_close_events=True, clock=clock)
+    path = tmp_path / "a.jpg"
+    with open(path, "wb") as handle:
+        handle.write(b"data")
+        handle.flush()
+        tracker.observe(str(path), Arrival.SCAN)
+        tracker.poll()
+        clock.now += 5.0
+        assert tracker.poll()[0] == []
+        assert tracker.next_check() == clock.now + 0.5
+
+    clock.now += 0.5
+    assert tracker.poll()[0] == [str(path)]
+
+
+def test_settle_closed_file_needs_no_close_event(tmp_path: Path):
+    clock = FakeClock()
+    tracker = SettleTracker(0.5, close_timeout_seconds=60, expects_close_events=True, clock=clock)
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"data")
+    tracker.observe(str(path), Arrival.CHANGED)
+    tracker.poll()
+
+    clock.now += 0.5
+    assert tracker.poll()[0] == [str(path)]
+
+
+def test_open_writer_check(tmp_path: Path):
+    path = tmp_path / "a.jpg"
+    with open(path, "wb") as handle:
+        handle.write(b"data")
+        assert has_open_writer(str(path)) is True
+    assert has_open_writer(str(path)) is False
+    assert has_open_writer(str(tmp_path / "missing.jpg")) is None
 
 
 def test_settle_drops_vanished_file(tmp_path: Path):
@@ -154,6 +223,18 @@ def test_handler_queues_paths_and_skips_temporary_names(tmp_path: Path):
     ]
     assert wake.is_set()
     assert not rescan.is_set()
+
+
+def test_handler_full_move_events(tmp_path: Path):
+    events: queue.Queue = queue.Queue(maxsize=10)
+    handler = InboxEventHandler(events, threading.Event(), threading.Event())
+
+    # Full inotify events: a rename from outside has no source, a rename out has no destination.
+    handler.dispatch(FileMovedEvent("", str(tmp_path / "in.jpg")))
+    handler.dispatch(FileMovedEvent(str(tmp_path / "out.jpg"), ""))
+
+    queued = [events.get_nowait() for _ in range(events.qsize())]
+    assert [(Path(item.path).name, item.arrival) for item in queued] == [("in.jpg", Arrival.MOVED_IN)]
 
 
 def test_handler_full_queue_requests_rescan(tmp_path: Path):

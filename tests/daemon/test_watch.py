@@ -124,6 +124,23 @@ def test_temporary_name_is_taken_after_rename(served_registry, folders):
     assert (output / "blue" / "photo.jpg").is_file()
 
 
+def test_file_renamed_in_from_outside_needs_no_close(served_registry, folders, tmp_path):
+    inbox, output = folders
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside = write_image(elsewhere / "photo.jpg", "green", seed=4)
+    # A close timeout far beyond the wait below: only the settle time may hold the file back.
+    running = start_service(served_registry, make_settings(inbox, output, close_timeout_seconds=60))
+    try:
+        outside.rename(inbox / "photo.jpg")
+        outcome = running.next_batch(timeout=20)
+    finally:
+        running.stop()
+
+    assert [row.file_name for row in outcome.rows] == ["photo.jpg"]
+    assert (output / "green" / "photo.jpg").is_file()
+
+
 def test_bad_files_fail_and_batch_still_classifies(served_registry, folders):
     inbox, output = folders
     write_image(inbox / "good-red.jpg", "red", seed=1)
