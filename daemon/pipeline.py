@@ -4,10 +4,17 @@ Exactly-once protocol, per batch:
 
 1. Hash every file (its identity is the content sha256) and decode it (`prepare_file`, on the
    decode threads, so it overlaps the previous batch's inference).
-2. Classify, and choose each file's destination name without creating it.
+2. Classify (`BatchProcessor.classify`, on the service thread), then, on the one writer thread
+   (`BatchProcessor.record`), look up earlier rows of the same content again and choose each
+   file's destination name without creating it.
 3. Commit one prediction row per file with that destination and `moved_at` NULL.
 4. Move each file to its destination (hard link, then unlink the source).
 5. Flush the touched folders and mark the moved rows.
+
+Steps 2 (from the second lookup) to 5 of batch N run on the writer thread while batch N+1 goes
+through the model. Batches are written one at a time and in order, so the second lookup sees
+every row of the batches classified before, and content seen in batch N is a duplicate in
+batch N+1.
 
 A kill at any instant leaves each file in one of three states. In the inbox without a row, it
 is processed again after a restart. With an unmoved row, in the inbox or at its destination,
@@ -99,6 +106,19 @@ class BatchOutcome:
 
 
 @dataclass
+class ClassifiedBatch:
+    """A batch after inference, waiting for the writer thread to record and move it."""
+
+    paths: list[str]
+    outcome: BatchOutcome
+    plans: list["_Plan"]
+    model_version_id: int
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
 class _Plan:
     prepared: PreparedFile
     status: PredictionStatus
@@ -116,8 +136,11 @@ class _Plan:
 class BatchProcessor:
     """Classify prepared files, write their rows and move them, following the module protocol.
 
+    `classify` runs on the service thread and `record` on the writer thread; the planner is used
+    by `record` only.
+
     Args:
-        registry: The opened registry (used from the service thread only).
+        registry: The opened registry; it may be shared by threads.
         settings: Validated watch settings.
         planner: Destination planner of the output folder.
     """
@@ -131,12 +154,12 @@ class BatchProcessor:
         threshold = self._settings.review_below
         return threshold is not None and confidence < threshold
 
-    def _earlier(self, sha256: str, serving: ServingModel) -> Prediction | None:
+    def _earlier(self, sha256: str, serving_version_id: int) -> Prediction | None:
         if self._settings.duplicates is DuplicatePolicy.REUSE:
             earlier = self._registry.find_prediction_by_content(sha256)
         else:
             earlier = self._registry.find_prediction_by_content(
-                sha256, model_version_id=serving.version.id
+                sha256, model_version_id=serving_version_id
             )
         if earlier is None or earlier.category is None:
             return None
@@ -146,8 +169,8 @@ class BatchProcessor:
             return None
         return earlier
 
-    def process(self, prepared: list[PreparedFile], serving: ServingModel) -> BatchOutcome:
-        """Run steps 2 to 5 of the protocol for one batch of prepared files."""
+    def classify(self, prepared: list[PreparedFile], serving: ServingModel) -> ClassifiedBatch:
+        """Run the first part of step 2: sort out unusable files, find duplicates and classify."""
         outcome = BatchOutcome(batch_id=None, model_label=serving.label)
         live = []
         for item in prepared:
@@ -160,19 +183,31 @@ class BatchProcessor:
             else:
                 live.append(item)
         outcome.decode_ms = sum(item.decode_ms for item in prepared)
+        batch = ClassifiedBatch([item.path for item in prepared], outcome, [], serving.version.id)
         if not live:
+            return batch
+
+        started = time.perf_counter()
+        batch.plans = self._plan(live, serving)
+        outcome.database_ms += (time.perf_counter() - started) * 1000
+
+        outcome.inference_ms = self._classify(batch.plans, serving)
+        for item in prepared:
+            item.pixels = None  # the writer queue should not hold decoded images
+        return batch
+
+    def record(self, batch: ClassifiedBatch) -> BatchOutcome:
+        """Run the rest of step 2 and steps 3 to 5 for a classified batch."""
+        outcome = batch.outcome
+        plans = batch.plans
+        if not plans:
             return outcome
 
         started = time.perf_counter()
-        outcome.batch_id = self._registry.start_batch(serving.version.id, len(live))
-        logger.info("batch %s started: %d files with %s", outcome.batch_id, len(live), serving.label)
-        plans = self._plan(live, serving)
-        outcome.database_ms += (time.perf_counter() - started) * 1000
-
-        outcome.inference_ms = self._classify(plans, serving)
-
-        started = time.perf_counter()
-        self._commit_rows(plans, serving, outcome)
+        outcome.batch_id = self._registry.start_batch(batch.model_version_id, len(plans))
+        logger.info("batch %s started: %d files with %s", outcome.batch_id, len(plans), outcome.model_label)
+        self._recheck_duplicates(plans, batch.model_version_id)
+        self._commit_rows(plans, outcome)
         outcome.database_ms += (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
@@ -186,6 +221,26 @@ class BatchProcessor:
         outcome.database_ms += (time.perf_counter() - started) * 1000
         return outcome
 
+    def _recheck_duplicates(self, plans: list[_Plan], serving_version_id: int) -> None:
+        """Turn into duplicates the files whose content a batch written after their lookup holds."""
+        for plan in plans:
+            if (
+                plan.status not in (PredictionStatus.CLASSIFIED, PredictionStatus.REVIEW)
+                or plan.copies_plan is not None
+                or plan.duplicate_of is not None
+            ):
+                continue
+            earlier = self._earlier(plan.prepared.sha256, serving_version_id)
+            if earlier is None:
+                continue
+            plan.status = PredictionStatus.DUPLICATE
+            plan.duplicate_of = earlier.id
+            if self._settings.duplicates is DuplicatePolicy.REUSE:
+                plan.category = earlier.category
+                plan.confidence = earlier.confidence
+                plan.top_k = earlier.top_k
+                plan.model_version_id = earlier.model_version_id
+
     def _plan(self, live: list[PreparedFile], serving: ServingModel) -> list[_Plan]:
         plans: list[_Plan] = []
         primaries: dict[str, _Plan] = {}
@@ -198,7 +253,7 @@ class BatchProcessor:
                 # Same content twice in one batch: the copy follows the first file's result.
                 plans.append(_Plan(item, PredictionStatus.DUPLICATE, copies_plan=primary))
                 continue
-            earlier = self._earlier(item.sha256, serving)
+            earlier = self._earlier(item.sha256, serving.version.id)
             if earlier is not None and self._settings.duplicates is DuplicatePolicy.REUSE:
                 plan = _Plan(
                     item,
@@ -275,7 +330,7 @@ class BatchProcessor:
             duplicate_of=plan.duplicate_of,
         )
 
-    def _commit_rows(self, plans: list[_Plan], serving: ServingModel, outcome: BatchOutcome) -> None:
+    def _commit_rows(self, plans: list[_Plan], outcome: BatchOutcome) -> None:
         first = [plan for plan in plans if plan.copies_plan is None]
         copies = [plan for plan in plans if plan.copies_plan is not None]
 

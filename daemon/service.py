@@ -1,9 +1,10 @@
 """The watch loop: events in, settled files batched, batches classified, moved and recorded.
 
-Threads: the watchdog observer only queues paths, and a pool of decode threads hashes and
-decodes the next batch. Everything else, including every registry call, runs on the one thread
-that calls `WatchService.run()`. Up to two batches are in flight, so batch N+1 decodes while batch N
-runs through the model.
+Threads: the watchdog observer only queues paths; a pool of decode threads hashes and decodes
+the next batches; the thread that calls `WatchService.run()` settles files, forms batches and
+runs the model; one writer thread (`daemon.writer`) writes rows, moves files and reconciles
+unmoved rows. So batch N+2 decodes while batch N+1 runs through the model and batch N is written
+and moved.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
 from daemon.pipeline import BatchOutcome, BatchProcessor, prepare_file
 from daemon.reconcile import reconcile_unmoved
+from daemon.writer import BatchWriter, WriteResult
 from registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCHES_IN_FLIGHT = 2
+# Classified batches held for the writer thread: the one it writes and the next one.
+MAX_BATCHES_TO_WRITE = 2
 # Maximum sleep of the loop, so stop requests and deadlines are noticed without an event.
 MAX_SLEEP_SECONDS = 0.25
 # After a scan stopped early because the settle tracker was full, the next one runs this soon.
@@ -122,6 +126,7 @@ class WatchService:
         self._stuck: set[str] = set()
         self._next_rescan = 0.0
         self._reported_rows: set[int] = set()
+        self._writer: BatchWriter | None = None
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the loop to stop after the batch in hand; safe from signal handlers and threads."""
@@ -138,7 +143,8 @@ class WatchService:
     def backlog(self) -> int:
         """Files known in the inbox and not yet written: settling, waiting or decoding."""
         in_flight = sum(len(batch.paths) for batch in self._in_flight)
-        return len(self._tracker) + len(self._batcher) + in_flight + self._events.qsize()
+        to_write = self._writer.pending_files() if self._writer is not None else 0
+        return len(self._tracker) + len(self._batcher) + in_flight + to_write + self._events.qsize()
 
     def run(self) -> RunSummary:
         """Run until stopped, or until the inbox is done with `once`/`exit_when_idle`.
@@ -163,6 +169,14 @@ class WatchService:
             handler = InboxEventHandler(self._events, self._rescan_requested, self._wake)
             observer.schedule(handler, os.fspath(settings.inbox), recursive=settings.recursive)
             decoder = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")
+            self._writer = BatchWriter(
+                self._processor,
+                self._registry,
+                settings.inbox,
+                self._reported_rows,
+                self._wake,
+                MAX_BATCHES_TO_WRITE,
+            )
             observer.start()
             try:
                 self._loop(decoder)
@@ -170,6 +184,9 @@ class WatchService:
                 observer.stop()
                 observer.join()
                 decoder.shutdown(wait=True, cancel_futures=True)
+                # Classified batches are written and moved before the service stops.
+                for result in self._writer.close():
+                    self._apply(result)
                 self._holder.close()
                 if handler.dropped:
                     logger.warning("the event queue was full %d times; rescans found those files", handler.dropped)
@@ -234,8 +251,10 @@ class WatchService:
                     break
                 self._submit(decoder, paths, serving.input_size)
 
-            if self._in_flight and self._in_flight[0].done():
-                self._finish(self._in_flight.popleft(), serving, decoder)
+            for result in self._writer.collect():
+                self._apply(result)
+            if self._in_flight and self._in_flight[0].done() and self._writer.has_room():
+                self._classify(self._in_flight.popleft(), serving, decoder)
                 continue
 
             idle = self.backlog() == 0 and not self._rescan_requested.is_set()
@@ -282,11 +301,9 @@ class WatchService:
             The number of files found, and False when the scan stopped early because the settle
             tracker was full.
         """
-        try:
-            reconcile_unmoved(self._registry, self.settings.inbox, reported_ids=self._reported_rows)
-        except RegistryError as error:
-            logger.error("cannot reconcile unmoved rows: %s", error)
-        # A stuck path that reconciliation moved away may be reused by a new file.
+        self._writer.submit_reconcile()
+        # A stuck path that reconciliation moved away may be reused by a new file. The
+        # reconciliation just queued runs on the writer thread, so its moves count at the next scan.
         self._stuck = {path for path in self._stuck if os.path.lexists(path)}
         if serving is None:
             return 0, True
@@ -315,7 +332,7 @@ class WatchService:
             future.add_done_callback(lambda _: self._wake.set())
         self._in_flight.append(_InFlight(paths, size, futures))
 
-    def _finish(self, batch: _InFlight, serving: ServingModel, decoder: ThreadPoolExecutor) -> None:
+    def _classify(self, batch: _InFlight, serving: ServingModel, decoder: ThreadPoolExecutor) -> None:
         prepared = [future.result() for future in batch.futures]
         if serving.input_size != batch.size:
             # The model was swapped for one with another input size while this batch decoded.
@@ -325,20 +342,28 @@ class WatchService:
             )
 
         try:
-            outcome = self._processor.process(prepared, serving)
+            classified = self._processor.classify(prepared, serving)
         except (RegistryError, OSError) as error:
+            self._apply(WriteResult(batch.paths, None, error))
+            return
+        self._writer.submit(classified)
+
+    def _apply(self, result: WriteResult) -> None:
+        """Release a finished batch's paths and count it; runs on the service thread."""
+        self._claimed.difference_update(result.paths)
+        if result.error is not None:
+            if not isinstance(result.error, (RegistryError, OSError)):
+                raise result.error
             logger.error(
                 "batch of %d files failed: %s; its files stay in the inbox and are retried",
-                len(batch.paths),
-                error,
+                len(result.paths),
+                result.error,
             )
-            self._claimed.difference_update(batch.paths)
             self._next_rescan = min(self._next_rescan, self._clock() + FAILED_BATCH_RETRY_SECONDS)
             return
-        self._claimed.difference_update(batch.paths)
-        self._stuck.update(outcome.stuck)
-        self._ignored.update(outcome.unreadable)
-        self._record(outcome)
+        self._stuck.update(result.outcome.stuck)
+        self._ignored.update(result.outcome.unreadable)
+        self._record(result.outcome)
 
     def _record(self, outcome: BatchOutcome) -> None:
         if outcome.batch_id is None:

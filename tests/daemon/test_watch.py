@@ -257,6 +257,25 @@ def test_duplicates_in_one_batch(served_registry, folders):
     assert rows[1].category == rows[0].category == "red"
 
 
+@pytest.mark.parametrize("policy", ["reuse", "reclassify"])
+def test_duplicates_in_consecutive_batches(served_registry, folders, policy):
+    inbox, output = folders
+    content = image_bytes("blue", seed=8)
+    names = [f"copy{index}.jpg" for index in range(6)]
+    for name in names:
+        (inbox / name).write_bytes(content)
+
+    # One file per batch: a batch is classified while the one before it may still be unwritten.
+    summary = run_once(served_registry, inbox, output, max_batch_size=1, duplicates=policy)
+
+    rows = sorted(_rows(served_registry), key=lambda row: row.id)
+    assert summary.batches == len(names)
+    assert [row.status for row in rows].count(PredictionStatus.CLASSIFIED) == 1
+    assert all(row.duplicate_of == rows[0].id for row in rows[1:])
+    assert all(row.category == "blue" for row in rows)
+    assert len(output_files(output)) == len(names)
+
+
 def test_duplicates_reclassify_by_version(served_registry, folders, tmp_path):
     inbox, output = folders
     content = image_bytes("green", seed=6)
