@@ -33,56 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from daemon.config import DuplicatePolicy, WatchSettings
+from daemon.decode import PreparedFile
 from daemon.errors import UnsafeCategoryError
 from daemon.models import ServingModel
-from daemon.mover import DestinationPlanner, file_sha256, move_noreplace, sync_folder
+from daemon.mover import DestinationPlanner, move_noreplace, sync_folder
 from registry.types import NewPrediction, Prediction, PredictionStatus
-from vision.errors import ImageDecodeError
-from vision.images import load_image
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
-
-
-@dataclass
-class PreparedFile:
-    """A file after hashing and decoding; `error` is the reason it cannot be classified."""
-
-    path: str
-    size: tuple[int, int]
-    sha256: str | None = None
-    pixels: np.ndarray | None = None
-    error: str | None = None
-    vanished: bool = False
-    unreadable: str | None = None
-    decode_ms: float = 0.0
-
-
-def prepare_file(path: str, size: tuple[int, int], max_pixels: int) -> PreparedFile:
-    """Hash and decode one file, recording a bad, unreadable or vanished file instead of raising."""
-    started = time.perf_counter()
-    prepared = PreparedFile(path=path, size=size)
-
-    try:
-        prepared.sha256 = file_sha256(path)
-    except FileNotFoundError:
-        prepared.vanished = True
-        return prepared
-    except OSError as error:
-        # ELOOP means the name became a symbolic link; EACCES a file we may not read.
-        prepared.unreadable = error.strerror or str(error)
-        return prepared
-
-    try:
-        prepared.pixels = load_image(path, size, max_pixels=max_pixels)
-    except FileNotFoundError:
-        prepared.vanished = True
-    except ImageDecodeError as error:
-        prepared.error = error.reason
-
-    prepared.decode_ms = (time.perf_counter() - started) * 1000
-    return prepared
 
 
 @dataclass
@@ -154,20 +113,20 @@ class BatchProcessor:
         threshold = self._settings.review_below
         return threshold is not None and confidence < threshold
 
-    def _earlier(self, sha256: str, serving_version_id: int) -> Prediction | None:
-        if self._settings.duplicates is DuplicatePolicy.REUSE:
-            earlier = self._registry.find_prediction_by_content(sha256)
-        else:
-            earlier = self._registry.find_prediction_by_content(
-                sha256, model_version_id=serving_version_id
-            )
-        if earlier is None or earlier.category is None:
-            return None
-        try:
-            self._planner.folder_for(earlier.category)
-        except UnsafeCategoryError:
-            return None
-        return earlier
+    def _earlier(self, sha256s: list[str], serving_version_id: int) -> dict[str, Prediction]:
+        """Look up, in one query, the earlier row of each content that a duplicate may follow."""
+        version_id = None if self._settings.duplicates is DuplicatePolicy.REUSE else serving_version_id
+        found = self._registry.find_predictions_by_contents(sha256s, model_version_id=version_id)
+        usable = {}
+        for sha256, earlier in found.items():
+            if earlier.category is None:
+                continue
+            try:
+                self._planner.folder_for(earlier.category)
+            except UnsafeCategoryError:
+                continue
+            usable[sha256] = earlier
+        return usable
 
     def classify(self, prepared: list[PreparedFile], serving: ServingModel) -> ClassifiedBatch:
         """Run the first part of step 2: sort out unusable files, find duplicates and classify."""
@@ -223,14 +182,18 @@ class BatchProcessor:
 
     def _recheck_duplicates(self, plans: list[_Plan], serving_version_id: int) -> None:
         """Turn into duplicates the files whose content a batch written after their lookup holds."""
-        for plan in plans:
-            if (
-                plan.status not in (PredictionStatus.CLASSIFIED, PredictionStatus.REVIEW)
-                or plan.copies_plan is not None
-                or plan.duplicate_of is not None
-            ):
-                continue
-            earlier = self._earlier(plan.prepared.sha256, serving_version_id)
+        candidates = [
+            plan
+            for plan in plans
+            if plan.status in (PredictionStatus.CLASSIFIED, PredictionStatus.REVIEW)
+            and plan.copies_plan is None
+            and plan.duplicate_of is None
+        ]
+        if not candidates:
+            return
+        found = self._earlier([plan.prepared.sha256 for plan in candidates], serving_version_id)
+        for plan in candidates:
+            earlier = found.get(plan.prepared.sha256)
             if earlier is None:
                 continue
             plan.status = PredictionStatus.DUPLICATE
@@ -244,6 +207,9 @@ class BatchProcessor:
     def _plan(self, live: list[PreparedFile], serving: ServingModel) -> list[_Plan]:
         plans: list[_Plan] = []
         primaries: dict[str, _Plan] = {}
+        found = self._earlier(
+            [item.sha256 for item in live if item.error is None], serving.version.id
+        )
         for item in live:
             if item.error is not None:
                 plans.append(_Plan(item, PredictionStatus.FAILED))
@@ -253,7 +219,7 @@ class BatchProcessor:
                 # Same content twice in one batch: the copy follows the first file's result.
                 plans.append(_Plan(item, PredictionStatus.DUPLICATE, copies_plan=primary))
                 continue
-            earlier = self._earlier(item.sha256, serving.version.id)
+            earlier = found.get(item.sha256)
             if earlier is not None and self._settings.duplicates is DuplicatePolicy.REUSE:
                 plan = _Plan(
                     item,

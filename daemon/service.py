@@ -29,7 +29,8 @@ from daemon.intake import Arrival, InboxEventHandler, SettleTracker, make_observ
 from daemon.locks import lock_folders
 from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
-from daemon.pipeline import BatchOutcome, BatchProcessor, prepare_file
+from daemon.decode import prepare_file
+from daemon.pipeline import BatchOutcome, BatchProcessor
 from daemon.reconcile import reconcile_unmoved
 from daemon.writer import BatchWriter, WriteResult
 from registry.errors import RegistryError

@@ -133,6 +133,38 @@ class PredictionsMixin:
             row = session.execute(statement).first()
             return _to_prediction(row) if row is not None else None
 
+    def find_predictions_by_contents(
+        self, content_sha256s: Iterable[str], model_version_id: int | None = None
+    ) -> dict[str, Prediction]:
+        """Return the earliest classified or review row of each content that has one.
+
+        The batched form of `find_prediction_by_content`: one query per `_ID_CHUNK` hashes.
+
+        Args:
+            content_sha256s: Hex sha256 values; repeats are looked up once.
+            model_version_id: Only rows of this model version. Defaults to any version.
+
+        Returns:
+            A dict from content sha256 to its earliest row; contents without a row are absent.
+        """
+        wanted = sorted(set(content_sha256s))
+        found: dict[str, Prediction] = {}
+        with self._db.session_scope(write=False) as session:
+            for start in range(0, len(wanted), _ID_CHUNK):
+                statement = filters.apply_filter(
+                    sa.select(*filters.PREDICTION_COLUMNS), PredictionFilter()
+                )
+                statement = statement.where(
+                    SqlPrediction.content_sha256.in_(wanted[start : start + _ID_CHUNK]),
+                    SqlPrediction.status.in_(_MATCHING_STATUSES),
+                )
+                if model_version_id is not None:
+                    statement = statement.where(SqlPrediction.model_version_id == model_version_id)
+                for row in session.execute(statement.order_by(SqlPrediction.id)):
+                    prediction = _to_prediction(row)
+                    found.setdefault(prediction.content_sha256, prediction)
+        return found
+
     def get_prediction(self, prediction_id: int) -> Prediction:
         """Return one prediction by id. Raises NotFoundError."""
         found = self._predictions_by_id([prediction_id])

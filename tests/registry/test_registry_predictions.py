@@ -136,6 +136,24 @@ def test_find_by_content_earliest_match(registry, version_ids):
     assert registry.find_prediction_by_content(sha("unknown")) is None
 
 
+def test_find_by_contents_batched(registry, version_ids):
+    review = classified("a.jpg", version_ids[1], status=PredictionStatus.REVIEW, confidence=0.3)
+    registry.add_predictions([review, classified("a.jpg", version_ids[0]), classified("b.jpg", version_ids[1])])
+    # More hashes than one query takes, so the lookup runs in several chunks.
+    unknown = [sha(f"unknown-{index}") for index in range(1200)]
+
+    found = registry.find_predictions_by_contents([sha("a.jpg"), sha("b.jpg"), *unknown, sha("a.jpg")])
+    of_version = registry.find_predictions_by_contents([sha("a.jpg"), sha("b.jpg")], version_ids[0])
+
+    assert set(found) == {sha("a.jpg"), sha("b.jpg")}
+    assert found[sha("a.jpg")] == registry.find_prediction_by_content(sha("a.jpg"))
+    assert found[sha("a.jpg")].status == PredictionStatus.REVIEW
+    assert found[sha("b.jpg")].file_name == "b.jpg"
+    assert set(of_version) == {sha("a.jpg")}
+    assert of_version[sha("a.jpg")].model_version == 1
+    assert registry.find_predictions_by_contents([]) == {}
+
+
 def test_failed_row_without_model(registry):
     failed = NewPrediction(
         content_sha256=sha("broken"),
