@@ -13,6 +13,10 @@ class UnsafeCategoryError(DaemonError):
     """A model's class name could write outside the output folder, so the model is not served."""
 
 
+class IncompatibleModelError(DaemonError):
+    """A model version was trained on pixels that the daemon's image loader does not produce."""
+
+
 class ModelUnavailableError(DaemonError):
     """No usable model holds the serving alias, and the run cannot wait for one."""
 

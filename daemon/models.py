@@ -12,11 +12,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from daemon.errors import DaemonError
+from daemon.errors import DaemonError, IncompatibleModelError
 from daemon.mover import check_class_names
 from registry.errors import RegistryError
 from registry.types import PRODUCTION, ModelVersion
 from vision.errors import VisionError
+from vision.images import PREPROCESSING_ID
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +35,32 @@ class ServingModel:
         return f"{self.version.model_name} v{self.version.version}"
 
 
+def check_preprocessing(version: ModelVersion) -> None:
+    """Reject a version trained on other pixels than `vision.images.load_image` produces.
+
+    Raises:
+        IncompatibleModelError: the stored preprocessing id differs from PREPROCESSING_ID.
+    """
+    if version.preprocessing != PREPROCESSING_ID:
+        raise IncompatibleModelError(
+            f"model {version.model_name} v{version.version} was trained with preprocessing "
+            f"{version.preprocessing!r} but this sortbox loads images with {PREPROCESSING_ID!r}, "
+            "so its predictions would not match its training; retrain it with this sortbox and "
+            "promote the new version"
+        )
+
+
 def load_serving_model(registry, version: ModelVersion) -> ServingModel:
     """Check a version's class names and artifact checksum, then load it and check its outputs.
 
     Raises:
+        IncompatibleModelError: the version's preprocessing differs from the image loader's.
         UnsafeCategoryError: a class name could write outside the output folder.
         ArtifactError: the artifact is missing or its sha256 differs.
         ModelLoadError: the file does not load or its output size differs from the class count.
     """
-    # Both checks are cheap and run before Keras is imported.
+    # These checks are cheap and run before Keras is imported.
+    check_preprocessing(version)
     check_class_names(version.class_names)
     registry.verify_artifact(version)
 

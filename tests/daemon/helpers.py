@@ -21,6 +21,7 @@ from daemon.pipeline import BatchOutcome
 from daemon.service import RunSummary, WatchService
 from registry import NewVersion, Registry
 from registry.types import DEFAULT_MODEL_NAME, PRODUCTION, ModelVersion
+from vision.images import PREPROCESSING_ID
 
 COLOR_CLASSES = ("red", "green", "blue")
 COLORS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
@@ -45,7 +46,12 @@ def save_color_model(path: Path, class_names=COLOR_CLASSES, scale: float = 10.0)
 
 
 def register_model(
-    registry: Registry, artifact: Path, class_names=COLOR_CLASSES, *, promote: bool = True
+    registry: Registry,
+    artifact: Path,
+    class_names=COLOR_CLASSES,
+    *,
+    promote: bool = True,
+    preprocessing: str = PREPROCESSING_ID,
 ) -> ModelVersion:
     version = registry.register_version(
         NewVersion(
@@ -54,7 +60,7 @@ def register_model(
             class_names=tuple(class_names),
             backbone="none",
             image_size=(32, 32),
-            preprocessing="pil-rgb8-bilinear-v1",
+            preprocessing=preprocessing,
         )
     )
     if promote:

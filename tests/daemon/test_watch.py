@@ -452,6 +452,40 @@ def test_failed_new_version_keeps_old_one_serving(served_registry, folders, tmp_
     assert not (tmp_path / "evil").exists()
 
 
+def test_other_preprocessing_is_refused(served_registry, folders, tmp_path, caplog):
+    inbox, output = folders
+    caplog.set_level("INFO", logger="daemon")
+    running = start_service(served_registry, make_settings(inbox, output))
+    try:
+        register_model(
+            served_registry,
+            save_color_model(tmp_path / "other-pixels.keras", scale=5.0),
+            preprocessing="cv2-bgr8-area-v1",
+        )
+        _wait_until(lambda: any("preprocessing 'cv2-bgr8-area-v1'" in r.getMessage() for r in caplog.records))
+        write_image(inbox / "still.jpg", "red", seed=1)
+        outcomes = running.wait_for_files(1)
+    finally:
+        running.stop()
+
+    assert outcomes[0].model_label == "default v1"
+    assert outcomes[0].rows[0].model_version == 1
+
+
+def test_only_other_preprocessing_stops_once(registry, folders, tmp_path):
+    inbox, output = folders
+    register_model(
+        registry, save_color_model(tmp_path / "other.keras"), preprocessing="cv2-bgr8-area-v1"
+    )
+    write_image(inbox / "waiting.jpg", "red", seed=2)
+
+    with pytest.raises(ModelUnavailableError, match="points to no version that loads"):
+        run_once(registry, inbox, output)
+
+    assert (inbox / "waiting.jpg").is_file()
+    assert _rows(registry) == []
+
+
 def test_exit_when_idle_stops_service(served_registry, folders):
     inbox, output = folders
     write_image(inbox / "a.jpg", "blue", seed=1)
