@@ -262,6 +262,9 @@ class SettleTracker:
         now = self._clock()
         entry = self._pending.get(path)
         if entry is None:
+            # NOTE: a scan-found file has no close event to wait for. Where the open-writer lease
+            # check cannot answer (another user's file, NFS, non-Linux), a writer that pauses
+            # longer than the settle time gets its file read half-written.
             entry = _Pending(signature=None, stable_since=now, check_at=now, awaiting_close=False)
             self._pending[path] = entry
 
