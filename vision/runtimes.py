@@ -18,11 +18,14 @@ package is installed and its output matches TensorFlow's on a probe batch, and T
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -42,6 +45,9 @@ PROBE_TOLERANCE = 1e-4
 PROBE_IMAGES = 2
 
 LogitsFunction = Callable[[np.ndarray], np.ndarray]
+
+# Seconds the interpreter's exit waits for OpenVINO calls in flight before it goes on regardless.
+EXIT_WAIT_SECONDS = 30.0
 
 
 class RuntimeUnavailable(Exception):
@@ -166,14 +172,78 @@ def compile_openvino(function: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE, str
     return CompiledRuntime(OPENVINO, _chunked_predict(compiled, requests, chunk_size))
 
 
+class _ExitGate:
+    """Counter of OpenVINO calls in flight, so the interpreter's exit can wait for them to end.
+
+    When a daemon thread takes the GIL back after finalization has started, Python 3.11 ends it
+    with pthread_exit. If that thread is returning from an OpenVINO call that released the GIL,
+    the forced unwind reaches a C++ frame that may not throw, and std::terminate aborts the whole
+    process ("Fatal Python error: Aborted"). Atexit handlers run before finalization, so the
+    handler `close` stops new calls and waits for the running ones.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._active = 0
+        self._closed = False
+        self._registered = False
+
+    def register(self) -> None:
+        """Register `close` to run at interpreter exit, once per process."""
+        with self._condition:
+            if not self._registered:
+                atexit.register(self.close, EXIT_WAIT_SECONDS)
+                self._registered = True
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Count one OpenVINO call. After `close` the caller blocks until the process ends.
+
+        Only daemon threads can call after `close`, because the interpreter joins the other
+        threads before it runs atexit handlers. Blocking, not raising, keeps a daemon's batch
+        from being recorded as failed during exit: its files stay in the inbox.
+        """
+        with self._condition:
+            self._condition.wait_for(lambda: not self._closed)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._active -= 1
+                self._condition.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Reject new calls and wait up to `timeout` seconds for the running ones to end."""
+        with self._condition:
+            self._closed = True
+            finished = self._condition.wait_for(lambda: self._active == 0, timeout)
+            if not finished:
+                logger.warning(
+                    "%s OpenVINO calls still running after %.0f s at exit; the process may abort",
+                    self._active, timeout,
+                )
+
+
+_EXIT_GATE = _ExitGate()
+
+
 def _chunked_predict(compiled: Any, requests: int, chunk_size: int) -> LogitsFunction:
     # Chunk i runs on request i % requests, so each request is waited on before its next chunk.
     # No Python callback runs on OpenVINO's threads: a garbage collection there could free the
     # compiled model on its own worker thread, which aborts the process.
     slots = [compiled.create_infer_request() for _ in range(requests)]
     output = compiled.output(0)
+    # The requests are shared, so concurrent callers take turns instead of failing with
+    # "Infer Request is busy".
+    lock = threading.Lock()
+    _EXIT_GATE.register()
 
     def predict_outputs(images: np.ndarray) -> np.ndarray:
+        with _EXIT_GATE.call(), lock:
+            return run_chunks(images)
+
+    def run_chunks(images: np.ndarray) -> np.ndarray:
         starts = list(range(0, len(images), chunk_size))
         results: list[np.ndarray] = []
         for index, start in enumerate(starts):
