@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -233,6 +234,40 @@ def test_openvino_concurrent_callers_take_turns(openvino_and_tensorflow):
 
     for output in outputs:
         np.testing.assert_allclose(output, expected, rtol=0, atol=1e-4)
+
+
+def test_exit_gate_warns_on_running_call(caplog):
+    gate = runtimes._ExitGate()
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold_call():
+        with gate.call():
+            entered.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=hold_call)
+    worker.start()
+    assert entered.wait(30)
+    caplog.set_level(logging.WARNING, logger="vision.runtimes")
+
+    gate.close(0.01)
+    release.set()
+    worker.join(30)
+
+    assert "1 OpenVINO calls still running" in caplog.text
+    assert not worker.is_alive()
+
+
+def test_exit_gate_closes_when_idle(caplog):
+    gate = runtimes._ExitGate()
+    with gate.call():
+        pass
+    caplog.set_level(logging.WARNING, logger="vision.runtimes")
+
+    gate.close(30)
+
+    assert caplog.text == ""
 
 
 @needs_openvino
