@@ -126,19 +126,26 @@ def watch_command(ctx: click.Context, config_path: Path | None, **options) -> No
 
 
 @click.command("status")
-@click.option("--model", "model_name", help="Model whose production version is shown.")
+@click.option(
+    "--model",
+    "model_name",
+    help="Model whose production version is shown. Defaults to every registered model.",
+)
 @click.pass_context
 def status_command(ctx: click.Context, model_name: str | None) -> None:
-    """Show the production model, running daemons and the last hour's predictions."""
+    """Show the production models, running daemons and the last hour's predictions."""
     from daemon.status import collect_status
 
     report = collect_status(ctx.obj.open_registry(), model_name)
 
-    production = report.production
-    if production is None:
-        click.echo(f"model: {report.model_name} has no production version")
-    else:
-        click.echo(f"model: {production.model_name} v{production.version} (production)")
+    if not report.models:
+        click.echo("model: none registered yet; train one with `sortbox train`")
+    for state in report.models:
+        production = state.production
+        if production is None:
+            click.echo(f"model: {state.model_name} has no production version")
+        else:
+            click.echo(f"model: {production.model_name} v{production.version} (production)")
 
     if not report.daemons:
         click.echo("daemons: none has written a heartbeat")

@@ -1,4 +1,4 @@
-"""Report of `sortbox status`: the served model, the daemons' heartbeats and recent work."""
+"""Report of `sortbox status`: the production models, the daemons' heartbeats and recent work."""
 
 from __future__ import annotations
 
@@ -28,11 +28,18 @@ class DaemonState:
 
 
 @dataclass(frozen=True)
-class StatusReport:
-    """Everything `sortbox status` prints."""
+class ModelState:
+    """A registered model and the version its `production` alias points to, if any."""
 
     model_name: str
     production: ModelVersion | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `sortbox status` prints; `models` is empty while no model is registered."""
+
+    models: tuple[ModelState, ...]
     daemons: tuple[DaemonState, ...]
     window: timedelta
     recent: PredictionStats
@@ -59,18 +66,20 @@ def collect_status(
     window: timedelta = timedelta(hours=1),
     now: datetime | None = None,
 ) -> StatusReport:
-    """Gather the production version, heartbeats and the prediction counts of the last `window`.
+    """Gather the production versions, heartbeats and the prediction counts of the last `window`.
 
     Args:
         registry: The opened registry.
-        model_name: Model whose `production` alias is shown. Defaults to the registry's default
-            model name.
+        model_name: Model whose `production` alias is shown. Defaults to every registered model.
         window: Period that the per-status and per-category counts cover. Defaults to one hour.
         now: Current UTC time; tests pass a fixed one.
     """
     now = now or datetime.now(timezone.utc)
-    name = registry.resolve_model_name(model_name)
-    production = registry.get_alias(name, PRODUCTION)
+    if model_name is not None:
+        names = [registry.resolve_model_name(model_name)]
+    else:
+        names = [model.name for model in registry.list_models()]
+    models = tuple(ModelState(name, registry.get_alias(name, PRODUCTION)) for name in names)
 
     daemons = tuple(_daemon_state(heartbeat, now) for heartbeat in registry.list_heartbeats())
     recent = registry.prediction_stats(PredictionFilter(since=now - window))
@@ -78,8 +87,7 @@ def collect_status(
     throughput = last_minutes.total / (THROUGHPUT_WINDOW.total_seconds() / 60)
 
     return StatusReport(
-        model_name=name,
-        production=production,
+        models=models,
         daemons=daemons,
         window=window,
         recent=recent,

@@ -52,10 +52,11 @@ def register_model(
     *,
     promote: bool = True,
     preprocessing: str = PREPROCESSING_ID,
+    model_name: str = DEFAULT_MODEL_NAME,
 ) -> ModelVersion:
     version = registry.register_version(
         NewVersion(
-            model_name=DEFAULT_MODEL_NAME,
+            model_name=model_name,
             artifact_path=str(artifact),
             class_names=tuple(class_names),
             backbone="none",
@@ -64,7 +65,7 @@ def register_model(
         )
     )
     if promote:
-        registry.set_alias(DEFAULT_MODEL_NAME, PRODUCTION, version.version)
+        registry.set_alias(model_name, PRODUCTION, version.version)
     return version
 
 
