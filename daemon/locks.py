@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import ExitStack
 from pathlib import Path
 
 from daemon.errors import InboxLockedError
@@ -47,16 +46,3 @@ class FolderLock:
             os.close(self._descriptor)
             self._descriptor = None
 
-
-def lock_folders(inbox: Path, output: Path) -> ExitStack:
-    """Lock the inbox and the output folder; closing the returned stack releases both."""
-    stack = ExitStack()
-    try:
-        for folder, role in ((inbox, "inbox"), (output, "output folder")):
-            lock = FolderLock(folder, role)
-            lock.acquire()
-            stack.callback(lock.release)
-    except BaseException:
-        stack.close()
-        raise
-    return stack

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from contextlib import ExitStack
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,8 +26,9 @@ from typing import Callable
 from daemon.batcher import Batcher
 from daemon.config import WatchSettings
 from daemon.errors import ModelUnavailableError
-from daemon.intake import Arrival, InboxEventHandler, SettleTracker, make_observer, scan_inbox
-from daemon.locks import lock_folders
+from daemon.inbox import WatchedInbox
+from daemon.intake import Arrival, InboxEventHandler, SettleTracker, scan_inbox
+from daemon.locks import FolderLock
 from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
 from daemon.decode import prepare_file
@@ -46,6 +48,8 @@ MAX_SLEEP_SECONDS = 0.25
 FULL_TRACKER_RESCAN_SECONDS = 1.0
 # After a batch failed on a database or file-system error, its files are retried this soon.
 FAILED_BATCH_RETRY_SECONDS = 5.0
+# Interval of the check that the inbox folder still exists and is the one locked.
+INBOX_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -128,6 +132,14 @@ class WatchService:
         self._next_rescan = 0.0
         self._reported_rows: set[int] = set()
         self._writer: BatchWriter | None = None
+        self._handler = InboxEventHandler(self._events, self._rescan_requested, self._wake)
+        self._inbox = WatchedInbox(
+            settings.inbox,
+            self._handler,
+            polling=settings.polling,
+            recursive=settings.recursive,
+            clock=clock,
+        )
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the loop to stop after the batch in hand; safe from signal handlers and threads."""
@@ -140,6 +152,11 @@ class WatchService:
         """Check the alias now and retry a version that failed to load (SIGHUP)."""
         self._model_check_requested.set()
         self._wake.set()
+
+    @property
+    def inbox_missing(self) -> bool:
+        """True while the inbox folder is deleted and no new folder exists at its path."""
+        return self._inbox.missing_since is not None
 
     def backlog(self) -> int:
         """Files known in the inbox and not yet written: settling, waiting or decoding."""
@@ -155,7 +172,13 @@ class WatchService:
             ModelUnavailableError: with `once`, when no model can be served.
         """
         settings = self.settings
-        with lock_folders(settings.inbox, settings.output):
+        with ExitStack() as locks:
+            self._inbox.lock()
+            locks.callback(self._inbox.close)
+            output_lock = FolderLock(settings.output, "output folder")
+            output_lock.acquire()
+            locks.callback(output_lock.release)
+
             logger.info("watch starting (daemon %s): %s", self._daemon_id, settings.to_dict())
             reconcile_unmoved(self._registry, settings.inbox, reported_ids=self._reported_rows)
             if self._holder.load_now() is None and settings.once:
@@ -166,9 +189,6 @@ class WatchService:
                     "run again"
                 )
 
-            observer = make_observer(polling=settings.polling)
-            handler = InboxEventHandler(self._events, self._rescan_requested, self._wake)
-            observer.schedule(handler, os.fspath(settings.inbox), recursive=settings.recursive)
             decoder = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="decode")
             self._writer = BatchWriter(
                 self._processor,
@@ -178,19 +198,21 @@ class WatchService:
                 self._wake,
                 MAX_BATCHES_TO_WRITE,
             )
-            observer.start()
+            self._inbox.start()
             try:
                 self._loop(decoder)
             finally:
-                observer.stop()
-                observer.join()
+                self._inbox.stop_observer()
                 decoder.shutdown(wait=True, cancel_futures=True)
                 # Classified batches are written and moved before the service stops.
                 for result in self._writer.close():
                     self._apply(result)
                 self._holder.close()
-                if handler.dropped:
-                    logger.warning("the event queue was full %d times; rescans found those files", handler.dropped)
+                if self._handler.dropped:
+                    logger.warning(
+                        "the event queue was full %d times; rescans found those files",
+                        self._handler.dropped,
+                    )
                 self._heartbeat()
             logger.info(
                 "watch stopped (%s): %d files in %d batches, %s",
@@ -207,6 +229,7 @@ class WatchService:
         self._next_rescan = now  # the start-up scan
         next_model_poll = now + settings.model_poll_seconds
         next_heartbeat = now
+        next_inbox_check = now + INBOX_CHECK_SECONDS
         idle_since: float | None = None
 
         while not self._stop_requested.is_set():
@@ -226,6 +249,13 @@ class WatchService:
             if now >= next_heartbeat:
                 self._heartbeat()
                 next_heartbeat = now + settings.heartbeat_seconds
+
+            if now >= next_inbox_check:
+                if self._inbox.check():
+                    # Paths skipped in the old folder may name new files in this one.
+                    self._ignored.clear()
+                    self._next_rescan = now
+                next_inbox_check = now + INBOX_CHECK_SECONDS
 
             self._drain_events()
             if self._rescan_requested.is_set() or now >= self._next_rescan:
@@ -273,7 +303,7 @@ class WatchService:
                 self.stop("idle")
                 break
 
-            self._sleep(now, self._next_rescan, next_model_poll, next_heartbeat)
+            self._sleep(now, self._next_rescan, next_model_poll, next_heartbeat, next_inbox_check)
 
     def _sleep(self, now: float, *deadlines: float) -> None:
         candidates = list(deadlines)

@@ -154,3 +154,13 @@ def run_once(registry: Registry, inbox: Path, output: Path, **overrides) -> RunS
 def output_files(output: Path) -> list[Path]:
     """Every file in the output folder, without the daemon's lock file."""
     return sorted(path for path in output.rglob("*") if path.is_file() and path.name != ".sortbox.lock")
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Check `condition` every 50 ms until it is true; fail after `timeout` seconds."""
+    waiter = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        waiter.wait(0.05)
+    raise AssertionError("condition not met in time")

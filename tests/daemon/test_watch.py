@@ -22,6 +22,7 @@ from tests.daemon.helpers import (
     run_once,
     save_color_model,
     start_service,
+    wait_until,
     write_image,
 )
 
@@ -30,15 +31,6 @@ pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 def _rows(registry):
     return list(registry.query_predictions(PredictionFilter(newest_first=False)))
-
-
-def _wait_until(condition, timeout: float = 30.0) -> None:
-    waiter = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        waiter.wait(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_once_sorts_files_into_categories(served_registry, folders):
@@ -318,7 +310,7 @@ def test_no_model_leaves_files_until_promotion(registry, folders, tmp_path):
     version = register_model(registry, save_color_model(tmp_path / "m.keras"), promote=False)
     running = start_service(registry, make_settings(inbox, output))
     try:
-        _wait_until(lambda: registry.list_heartbeats())
+        wait_until(lambda: registry.list_heartbeats())
         assert (inbox / "waiting.jpg").is_file()
         assert _rows(registry) == []
 
@@ -441,7 +433,7 @@ def test_failed_new_version_keeps_old_one_serving(served_registry, folders, tmp_
             save_color_model(tmp_path / "bad.keras", scale=5.0),
             class_names=("red", "../evil", "blue"),
         )
-        _wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
         write_image(inbox / "still.jpg", "red", seed=1)
         outcomes = running.wait_for_files(1)
     finally:
@@ -462,7 +454,7 @@ def test_other_preprocessing_is_refused(served_registry, folders, tmp_path, capl
             save_color_model(tmp_path / "other-pixels.keras", scale=5.0),
             preprocessing="cv2-bgr8-area-v1",
         )
-        _wait_until(lambda: any("preprocessing 'cv2-bgr8-area-v1'" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("preprocessing 'cv2-bgr8-area-v1'" in r.getMessage() for r in caplog.records))
         write_image(inbox / "still.jpg", "red", seed=1)
         outcomes = running.wait_for_files(1)
     finally:
@@ -536,11 +528,11 @@ def test_model_check_retries_failed_version(served_registry, folders, tmp_path, 
         served_registry.set_alias(second.model_name, "production", second.version)
         moved_away = artifact.rename(tmp_path / "v2-away.keras")
         running.service.request_model_check()
-        _wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("cannot load version id" in r.getMessage() for r in caplog.records))
 
         moved_away.rename(artifact)
         running.service.request_model_check()
-        _wait_until(lambda: any("now serving default v2" in r.getMessage() for r in caplog.records))
+        wait_until(lambda: any("now serving default v2" in r.getMessage() for r in caplog.records))
         write_image(inbox / "new.jpg", "red", seed=3)
         outcomes = running.wait_for_files(1)
     finally:
