@@ -24,28 +24,35 @@ from trainer.errors import ConfigError
 
 
 class NumberList(click.ParamType):
-    """A comma-separated list of numbers, each at least `minimum` (ranges are checked later)."""
+    """A comma-separated list of numbers, each at least `minimum`, or above it when
+    `minimum_open` is set; other ranges are checked per trial by the trainer."""
 
     name = "list"
 
-    def __init__(self, kind: type, minimum: float):
+    def __init__(self, kind: type, minimum: float, minimum_open: bool = False):
         self.kind = kind
         self.minimum = minimum
+        self.minimum_open = minimum_open
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        items = [item.strip() for item in str(value).split(",") if item.strip()]
-        if not items:
+        items = [item.strip() for item in str(value).split(",")]
+        if not any(items):
             self.fail(f"{value!r} is empty: pass one or more comma-separated numbers", param, ctx)
+        if not all(items):
+            self.fail(
+                f"{value!r} has an empty item: separate the numbers with single commas", param, ctx
+            )
         numbers = []
         for item in items:
             try:
                 number = self.kind(item)
             except ValueError:
                 self.fail(f"{item!r} is not a valid {self.kind.__name__}", param, ctx)
-            if number < self.minimum:
-                self.fail(f"{item} is out of range: use values of at least {self.minimum}", param, ctx)
+            if number < self.minimum or (self.minimum_open and number == self.minimum):
+                bound = "greater than" if self.minimum_open else "of at least"
+                self.fail(f"{item} is out of range: use values {bound} {self.minimum:g}", param, ctx)
             numbers.append(number)
 
         # Repeated values would train the same trial twice.
@@ -62,11 +69,12 @@ class Hyperparameter:
     minimum: float
     default: str
     help: str
+    minimum_open: bool = False
 
 
 HYPERPARAMETERS = (
     Hyperparameter("--learning-rate", float, click.FloatRange(0, min_open=True), 0.0, "0.001",
-                   "Adam learning rate of the head stage."),
+                   "Adam learning rate of the head stage.", minimum_open=True),
     Hyperparameter("--inner-size", int, click.IntRange(min=0), 0, "0",
                    "Units of a dense ReLU layer before the classifier; 0 leaves it out."),
     Hyperparameter("--dropout", float, click.FloatRange(0, 1, max_open=True), 0.0, "0",
@@ -80,8 +88,8 @@ def hyperparameter_options(as_lists: bool) -> list:
     for spec in HYPERPARAMETERS:
         if as_lists:
             decorators.append(click.option(
-                spec.option, type=NumberList(spec.kind, spec.minimum), default=spec.default,
-                show_default=True,
+                spec.option, type=NumberList(spec.kind, spec.minimum, spec.minimum_open),
+                default=spec.default, show_default=True,
                 help=f"{spec.help} A comma-separated list; every combination is one trial.",
             ))
         else:
@@ -145,7 +153,8 @@ TRAIN_ONLY_OPTIONS = [
                  help="Part of the base trained in the fine-tune stage: a fraction of its layers "
                       "from the top, or the name of the first layer to train."),
     click.option("--promote", is_flag=True,
-                 help="Give the new version the production alias after registration."),
+                 help="Give the new version the production alias after registration. Not "
+                      "applied to a version registered with --register-interrupted."),
     click.option("--register-interrupted", is_flag=True,
                  help="On Ctrl-C, register the best epoch so far with status interrupted."),
 ]

@@ -30,8 +30,13 @@ MIN_IMAGE_SIDES: dict[str, int] = {
     "resnet50": 32,
 }
 
+# Largest accepted image side. The backbones were pretrained at 224 or 299 pixels, and a decoded
+# split takes height * width * 3 bytes per image, so a side of 2048 already costs 12 MiB an image.
+MAX_IMAGE_SIDE = 2048
+
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
+WEIGHTS_KEYWORDS = (WEIGHTS_IMAGENET, WEIGHTS_NONE)
 
 # Seed of the random train/validation split made by --validation-split. It is fixed, not taken
 # from --seed, so runs with different seeds are compared on the same validation images.
@@ -120,13 +125,20 @@ class TrainConfig:
     register_interrupted: bool = False
     show_progress: bool = True
 
+    def __post_init__(self) -> None:
+        # `--weights NONE` and `ImageNet` mean the keywords; a file of that name needs a path
+        # such as ./none.
+        keyword = self.weights.strip().lower()
+        if keyword in WEIGHTS_KEYWORDS and keyword != self.weights:
+            object.__setattr__(self, "weights", keyword)
+
     @property
     def resolved_image_size(self) -> tuple[int, int]:
         return self.image_size or NATIVE_IMAGE_SIZES[self.backbone]
 
     @property
     def weights_file(self) -> Path | None:
-        if self.weights in (WEIGHTS_IMAGENET, WEIGHTS_NONE):
+        if self.weights in WEIGHTS_KEYWORDS:
             return None
         return Path(self.weights).expanduser()
 
@@ -199,6 +211,13 @@ def validate_config(config: TrainConfig) -> None:
             f"image size {height}x{width} is too small for {config.backbone}: each side must be "
             f"at least {minimum} pixels"
         )
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise ConfigError(
+            f"image size {height}x{width} is too large: each side must be at most "
+            f"{MAX_IMAGE_SIDE} pixels; {config.backbone} was pretrained at "
+            f"{NATIVE_IMAGE_SIZES[config.backbone][0]}, so pass --image-size "
+            f"{NATIVE_IMAGE_SIZES[config.backbone][0]} or leave it out"
+        )
 
     _check_range("--epochs", config.epochs, 1, None)
     _check_range("--batch-size", config.batch_size, 1, None)
@@ -231,6 +250,11 @@ def check_weights_file(config: TrainConfig) -> None:
     path = config.weights_file
     if path is None:
         return
+    if path.is_dir():
+        raise WeightsError(
+            f"weights file {str(path)!r} is a folder, not a .weights.h5 file: pass the path of a "
+            "no-top .weights.h5 file, `imagenet` or `none` to --weights"
+        )
     if not path.is_file():
         raise WeightsError(
             f"weights file {str(path)!r} not found: pass an existing no-top .weights.h5 file, "

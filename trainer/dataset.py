@@ -57,6 +57,11 @@ class DatasetScan:
     ignored: tuple[SkippedFile, ...] = ()
     layout: str = "split"
     split_counts: dict[str, int] = field(default_factory=dict)
+    split_folders: dict[str, Path] = field(default_factory=dict)
+
+    def class_folder(self, split: str, class_name: str) -> Path:
+        """Return the folder that contains the images of `class_name` in `split`."""
+        return self.split_folders.get(split, self.root / split) / class_name
 
     @property
     def fingerprint(self) -> str:
@@ -121,8 +126,11 @@ def scan_dataset(root: Path, validation_split: float | None = None) -> DatasetSc
             records.extend(_class_images(folders[class_name], root, label, ignored))
         files[split] = tuple(records)
 
+    split_folders = dict(split_roots)
     if layout == "flat":
         files = _hold_out(files[TRAIN], validation_split, len(class_names))
+        # Held-out images stay in the class folders, beside the training images.
+        split_folders[VALIDATION] = split_roots[TRAIN]
 
     return DatasetScan(
         root=root,
@@ -131,6 +139,7 @@ def scan_dataset(root: Path, validation_split: float | None = None) -> DatasetSc
         ignored=tuple(sorted(ignored, key=lambda item: item.relative_path)),
         layout=layout,
         split_counts={split: len(records) for split, records in files.items()},
+        split_folders=split_folders,
     )
 
 
@@ -234,6 +243,12 @@ def _walk_files(folder: Path, root: Path, ignored: list[SkippedFile]):
             yield from _walk_files(entry, root, ignored)
         elif entry.is_file():
             yield entry
+        elif entry.is_symlink():
+            # is_dir() and is_file() follow links, so only a link whose target is missing (or
+            # a link loop) gets here.
+            ignored.append(SkippedFile(entry.relative_to(root).as_posix(), "broken symbolic link"))
+        else:
+            ignored.append(SkippedFile(entry.relative_to(root).as_posix(), "not a regular file"))
 
 
 def _sha256_file(path: Path) -> str:

@@ -8,6 +8,8 @@ mode without any sortbox code. Keras is imported inside the functions, never at 
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from pathlib import Path
 
 from trainer.config import WEIGHTS_IMAGENET, WEIGHTS_NONE, Augmentation, TrainConfig, UnfreezeSpec
@@ -50,7 +52,13 @@ def build_base(config: TrainConfig):
         weights = str(config.weights_file)
 
     try:
-        return constructor(include_top=False, weights=weights, input_shape=(height, width, 3))
+        # Keras warns once per nested container that a foreign weights file lacks, and the
+        # WeightsError below reports the mismatch in one line instead.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Skipping nested container", category=UserWarning
+            )
+            return constructor(include_top=False, weights=weights, input_shape=(height, width, 3))
     except Exception as error:
         # Keras 3.15's download wraps URL and HTTP errors in a plain Exception, while weights
         # that do not fit the model raise ValueError.
@@ -59,10 +67,32 @@ def build_base(config: TrainConfig):
                 f"cannot download ImageNet weights for {config.backbone} ({error}): pass a local "
                 "no-top weights file with --weights PATH"
             ) from error
+        if weights == WEIGHTS_IMAGENET:
+            source = "the ImageNet weights do not fit"
+        else:
+            source = f"weights file {weights!r} does not fit"
         raise WeightsError(
-            f"weights {weights!r} do not fit {config.backbone} at {height}x{width} "
-            f"({error}): pass a no-top .weights.h5 file saved from the same backbone"
+            f"{source} {config.backbone} at {height}x{width} "
+            f"({summarize_load_error(error)}): pass a no-top .weights.h5 file saved from "
+            f"{config.backbone}"
         ) from error
+
+
+def summarize_load_error(error: Exception, max_length: int = 200) -> str:
+    """Return the first sentences of a Keras weight-loading error, without its object list.
+
+    Keras 3.15 lists every layer that did not load, which for a whole backbone is over a
+    hundred objects.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    summary = re.sub(r"\s*Example error message for object .*$", "", lines[0])
+    if summary != lines[0] and len(lines) > 1 and not lines[1].startswith("List of objects"):
+        summary = f"{summary} First: {lines[1]}"
+    if len(summary) > max_length:
+        summary = summary[: max_length - 3].rstrip() + "..."
+    return summary
 
 
 def preprocessing_layers(backbone: str) -> list:

@@ -54,7 +54,8 @@ def decode_records(records: tuple[ImageRecord, ...], size: tuple[int, int]) -> D
                 decoded.append(record)
             else:
                 skipped.append(SkippedFile(record.relative_path, reason))
-                logger.warning("skipping %s: %s", record.relative_path, reason)
+                # The run's report lists every skipped file once, so this is only a debug trace.
+                logger.debug("skipping %s: %s", record.relative_path, reason)
 
         # Rows of `batch` follow `chunk` without the failed files.
         first = len(decoded) - len(batch)

@@ -10,10 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from trainer.config import TrainConfig
-from trainer.dataset import TRAIN, VALIDATION, DatasetScan, ImageRecord, SkippedFile, fingerprint_of
+from trainer.dataset import SPLIT_NAMES, VALIDATION, DatasetScan, ImageRecord, SkippedFile, fingerprint_of
 from trainer.errors import DatasetError
 from trainer.features import FeatureSet, SplitFeatures, cache_key, extract_features, load_features, save_features
+from trainer.memory import check_decoded_memory
 from trainer.pixels import DecodedImages, decode_records
 from vision.images import PREPROCESSING_ID
 
@@ -58,26 +61,37 @@ class PreparedData:
 
 
 def decode_all(scan: DatasetScan, config: TrainConfig) -> dict[str, DecodedImages]:
-    """Decode every split at the training size and check that each class keeps training images."""
+    """Decode every split at the training size and check that each class keeps images in each."""
     size = config.resolved_image_size
+    check_decoded_memory(scan, size)
     decoded = {split: decode_records(records, size) for split, records in scan.splits.items()}
-    check_classes_kept(scan, decoded[TRAIN].labels, decoded[VALIDATION].labels)
+    check_classes_kept(scan, {split: images.labels for split, images in decoded.items()})
     return decoded
 
 
-def check_classes_kept(scan: DatasetScan, train_labels, validation_labels) -> None:
-    """Raise DatasetError when decode failures left a class without training images."""
-    present = set(int(label) for label in train_labels)
-    for label, class_name in enumerate(scan.class_names):
-        if label not in present:
+def check_classes_kept(scan: DatasetScan, labels_by_split: dict[str, np.ndarray]) -> None:
+    """Raise DatasetError when decode failures left a class without images in some split.
+
+    A class without validation or test images would still count in macro F1 and in the
+    confusion matrix, with nothing measured, so it is rejected like one without training images.
+    """
+    for split in SPLIT_NAMES:
+        if split not in labels_by_split:
+            continue
+        present = set(int(label) for label in labels_by_split[split])
+        for label, class_name in enumerate(scan.class_names):
+            if label in present:
+                continue
+            folder = str(scan.class_folder(split, class_name))
+            if scan.layout == "flat" and split == VALIDATION:
+                raise DatasetError(
+                    f"class {class_name!r} has no decodable validation images after "
+                    f"--validation-split in {folder!r}: add decodable images to the folder"
+                )
             raise DatasetError(
-                f"class {class_name!r} has no decodable training images in {str(scan.root)!r}: "
-                "replace its broken files or remove the class folder"
+                f"class folder {folder!r} has no decodable {split} images: replace its broken "
+                "files or remove the class"
             )
-    if len(validation_labels) == 0:
-        raise DatasetError(
-            f"dataset {str(scan.root)!r} has no decodable validation images: add some to validation/"
-        )
 
 
 def prepare_pixels(scan: DatasetScan, config: TrainConfig) -> PreparedData:
@@ -105,7 +119,7 @@ def prepare_features(
         if cached is not None:
             logger.info("feature cache hit: %s", folder)
             check_classes_kept(
-                scan, cached.splits[TRAIN].labels, cached.splits[VALIDATION].labels
+                scan, {split: values.labels for split, values in cached.splits.items()}
             )
             return PreparedData(
                 scan=scan,

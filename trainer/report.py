@@ -57,6 +57,12 @@ def format_train_outcome(outcome: TrainOutcome) -> list[str]:
             f"promoted {outcome.promotion.model_name} version {outcome.promotion.new_version} "
             f"to {outcome.promotion.alias}"
         )
+    if outcome.promotion_skipped:
+        version = outcome.version
+        lines.append(
+            f"not promoted: --promote does not apply to an interrupted version; check it, then "
+            f"run `sortbox models promote {version.model_name} {version.version}`"
+        )
     return lines
 
 

@@ -19,6 +19,7 @@ from trainer.dataset import TEST, VALIDATION, DatasetScan, SkippedFile, scan_dat
 from trainer.errors import TrainingInterrupted
 from trainer.evaluation import Evaluation, evaluate_logits
 from trainer.fit import StageResult, predict_features
+from trainer.memory import check_decoded_memory
 from trainer.prepare import PreparedData, decode_all, prepare_features, prepare_pixels
 from trainer.register import RunRecord, new_run_id, register_run, utc_now
 from trainer.stages import (
@@ -49,6 +50,7 @@ class TrainOutcome:
     version: ModelVersion | None = None
     promotion: AliasChange | None = None
     interrupted: bool = False
+    promotion_skipped: bool = False
 
 
 def scan_and_validate(config: TrainConfig) -> DatasetScan:
@@ -80,6 +82,10 @@ def train_and_register(
         TrainingInterrupted: Ctrl-C stopped the run and it was not registered.
     """
     scan = scan_and_validate(config)
+    if config.fine_tune_epochs:
+        # The fine-tune stage decodes pixels even after a feature cache hit, so check now
+        # rather than after the head stage.
+        check_decoded_memory(scan, config.resolved_image_size)
     started_at = utc_now()
     run_dir = Path(registry.artifacts_dir(config.model_name)) / new_run_id(started_at)
     checkpoints = run_dir / "checkpoints"
@@ -91,7 +97,6 @@ def train_and_register(
         prepared = prepare_features(scan, config, feature_cache_root(registry), lazy_base.make_extractor)
     else:
         prepared = prepare_pixels(scan, config)
-    _log_skipped(prepared)
 
     outcome = TrainOutcome(
         run_dir=run_dir,
@@ -171,7 +176,10 @@ def train_and_register(
         },
     )
     outcome.version = register_run(registry, record, run_dir)
-    if promote and not outcome.interrupted:
+    if promote and outcome.interrupted:
+        # An interrupted run may stop before its best epoch, so --promote never applies to it.
+        outcome.promotion_skipped = True
+    elif promote:
         outcome.promotion = registry.set_alias(
             config.model_name,
             PRODUCTION,
@@ -223,7 +231,3 @@ def _evaluate(full, head, prepared: PreparedData, config: TrainConfig) -> dict[s
         evaluations[split] = evaluate_logits(split, logits, labels, class_names)
     return evaluations
 
-
-def _log_skipped(prepared: PreparedData) -> None:
-    for item in prepared.skipped:
-        logger.warning("left out %s: %s", item.relative_path, item.reason)

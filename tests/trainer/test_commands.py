@@ -131,3 +131,75 @@ def test_options_before_sweep_rejected(tiny_dataset: Path, tmp_path: Path):
 
     assert result.exit_code == 2
     assert "--epochs given before `sweep`" in result.output
+
+
+def run_train_in_subprocess(home: Path, arguments: list[str], prelude: str = "") -> list[str]:
+    """Run `sortbox train` in a fresh interpreter; return its exit code, output and whether
+    TensorFlow was imported, one per line."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from click.testing import CliRunner
+        {prelude}
+        from cli import sortbox
+        result = CliRunner().invoke(sortbox, ["--home", {str(home)!r}, "train", *{arguments!r}])
+        print(result.exit_code)
+        print(result.output.strip())
+        print("tensorflow loaded:", "tensorflow" in sys.modules)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    return (completed.stdout + completed.stderr).splitlines()
+
+
+def test_rejections_before_tensorflow(tiny_dataset: Path, tmp_path: Path):
+    broken = tiny_dataset / "validation" / "red"
+    weights_folder = tmp_path / "ds"
+    weights_folder.mkdir()
+    data = ["--data", str(tiny_dataset)]
+    small_memory = "import trainer.memory; trainer.memory.available_memory = lambda: 1000"
+    cases = [
+        ([*data, *TINY, "--image-size", "100000"], "", "100000x100000 is too large"),
+        ([*data, *TINY, "--weights", str(weights_folder)], "", f"{str(weights_folder)!r} is a folder"),
+        ([*data, *TINY], small_memory, "GiB of available memory"),
+    ]
+
+    for arguments, prelude, message in cases:
+        lines = run_train_in_subprocess(tmp_path / "home", arguments, prelude)
+        assert lines[0] == "1", lines
+        assert lines[1].startswith("Error:"), lines
+        assert message in lines[1], lines
+        assert len(lines) == 3, lines
+        assert lines[2] == "tensorflow loaded: False", lines
+
+    for path in broken.iterdir():
+        path.write_text("this is text, not a JPEG")
+    lines = run_train_in_subprocess(tmp_path / "home", [*data, *TINY])
+    assert lines[0] == "1", lines
+    assert f"{str(broken)!r} has no decodable validation images" in lines[1]
+    assert lines[-1] == "tensorflow loaded: False", lines
+
+
+def invoke_sweep(data: Path, home: Path, *arguments: str):
+    return CliRunner().invoke(
+        sortbox, ["--home", str(home), "train", "sweep", "--data", str(data), *arguments]
+    )
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--inner-size", "10,,20", "'10,,20' has an empty item"),
+        ("--learning-rate", "-1", "use values greater than 0"),
+        ("--learning-rate", "0", "use values greater than 0"),
+        ("--learning-rate", "0.001,0", "use values greater than 0"),
+        ("--inner-size", "-5", "use values of at least 0"),
+    ],
+)
+def test_sweep_list_rejected(tiny_dataset: Path, tmp_path: Path, option: str, value: str, message: str):
+    result = invoke_sweep(tiny_dataset, tmp_path / "home", option, value)
+
+    assert result.exit_code == 2
+    assert message in result.output

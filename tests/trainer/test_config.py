@@ -81,3 +81,39 @@ def test_hyperparameters_are_json_ready(tmp_path: Path):
     assert values["unfreeze"] == "0.2"
     assert values["data_dir"] == str(tmp_path.resolve())
     assert values["augmentation"]["rotation"] == 0.0
+
+
+def test_image_size_too_large(tmp_path: Path):
+    config = TrainConfig(tmp_path, backbone="mobilenet_v2", image_size=(100000, 100000))
+
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+
+    assert "100000x100000 is too large" in str(raised.value)
+    assert "at most 2048" in str(raised.value)
+    assert "--image-size 224" in str(raised.value)
+
+
+def test_largest_image_size_accepted(tmp_path: Path):
+    validate_config(TrainConfig(tmp_path, backbone="mobilenet_v2", image_size=(2048, 32)))
+
+
+def test_weights_folder_rejected(tmp_path: Path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+
+    with pytest.raises(WeightsError) as raised:
+        validate_config(TrainConfig(tmp_path, weights=str(folder)))
+
+    assert f"{str(folder)!r} is a folder" in str(raised.value)
+    assert ".weights.h5" in str(raised.value)
+
+
+@pytest.mark.parametrize("text, keyword", [("NONE", "none"), ("None", "none"), (" ImageNet ", "imagenet")])
+def test_weights_keywords_any_case(tmp_path: Path, text: str, keyword: str):
+    config = TrainConfig(tmp_path, weights=text)
+
+    validate_config(config)
+
+    assert config.weights == keyword
+    assert config.weights_file is None

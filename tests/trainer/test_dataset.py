@@ -137,3 +137,21 @@ def test_fingerprint_follows_content(tiny_dataset: Path):
 
     assert len(before) == 64
     assert before != after
+
+
+def test_broken_symlink_listed(tiny_dataset: Path):
+    link = tiny_dataset / "train" / "red" / "gone.jpg"
+    link.symlink_to(tiny_dataset / "nowhere.jpg")
+
+    scan = scan_dataset(tiny_dataset)
+
+    reasons = {item.relative_path: item.reason for item in scan.ignored}
+    assert reasons["train/red/gone.jpg"] == "broken symbolic link"
+    assert scan.split_counts[TRAIN] == 24
+
+
+def test_class_folder_per_layout(tiny_dataset: Path, tmp_path: Path):
+    flat = make_dataset(tmp_path / "flat", splits={"": 4})
+
+    assert scan_dataset(tiny_dataset).class_folder(VALIDATION, "red") == tiny_dataset / "validation" / "red"
+    assert scan_dataset(flat, validation_split=0.25).class_folder(VALIDATION, "red") == flat / "red"

@@ -126,6 +126,8 @@ def test_every_backbone_loads_in_safe_mode(keras, tmp_path: Path, backbone: str,
 
 
 def test_weights_of_other_backbone_rejected(keras, tmp_path: Path):
+    import warnings
+
     from trainer.errors import WeightsError
     from trainer.model import build_base
 
@@ -133,8 +135,33 @@ def test_weights_of_other_backbone_rejected(keras, tmp_path: Path):
     path = tmp_path / "mobilenet.weights.h5"
     mobilenet.save_weights(path)
 
-    with pytest.raises(WeightsError) as raised:
-        build_base(tiny_config(tmp_path, weights=str(path)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsError) as raised:
+            build_base(tiny_config(tmp_path, weights=str(path)))
 
-    assert str(path) in str(raised.value)
-    assert "do not fit resnet50 at 32x32" in str(raised.value)
+    message = str(raised.value)
+    assert f"weights file {str(path)!r} does not fit resnet50 at 32x32" in message
+    assert "could not be loaded" in message
+    assert "pass a no-top .weights.h5 file saved from resnet50" in message
+    assert "\n" not in message
+    assert "List of objects" not in message
+    assert len(message) < 450
+    assert not [w for w in caught if "Skipping nested container" in str(w.message)]
+
+
+def test_load_error_summary_keeps_first_sentences():
+    from trainer.model import summarize_load_error
+
+    error = ValueError(
+        "A total of 106 objects could not be loaded. Example error message for object "
+        "<Conv2D name=conv1_conv, built=True>:\n\nLayer 'conv1_conv' expected 2 variables, but "
+        "received 1 variables during loading.\n\nList of objects that could not be loaded:\n"
+        "[<Conv2D name=conv1_conv, built=True>, <BatchNormalization name=conv1_bn, built=True>]"
+    )
+
+    summary = summarize_load_error(error)
+
+    assert summary.startswith("A total of 106 objects could not be loaded. First: Layer 'conv1_conv'")
+    assert "conv1_bn" not in summary
+    assert summarize_load_error(ValueError("x" * 500)).endswith("...")

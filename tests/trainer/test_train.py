@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from registry import PRODUCTION, Registry, VersionStatus
 from tests.trainer.conftest import write_jpeg
 from trainer.config import Augmentation, TrainConfig
 from trainer.errors import TrainingInterrupted
+from trainer.report import format_train_outcome
 from trainer.run import train_and_register
 
 
@@ -61,10 +63,18 @@ def add_bad_files(data: Path) -> None:
     write_jpeg(red / ".hidden" / "secret.jpg", (200, 0, 0), 51)
 
 
-def test_train_registers_version(tiny_dataset: Path, registry):
+def test_train_registers_version(tiny_dataset: Path, registry, caplog: pytest.LogCaptureFixture):
     add_bad_files(tiny_dataset)
+    caplog.set_level(logging.DEBUG, logger="trainer")
 
     outcome = train_and_register(tiny_config(tiny_dataset, epochs=2), registry, progress=None)
+
+    # The report lists each undecodable file once; the log keeps only a debug trace of it.
+    lines = format_train_outcome(outcome)
+    assert sum("notes.jpg" in line for line in lines) == 1
+    assert sum("truncated.jpg" in line for line in lines) == 1
+    file_records = [r for r in caplog.records if "notes.jpg" in r.getMessage()]
+    assert [r.levelno for r in file_records] == [logging.DEBUG]
 
     skipped = {item.relative_path: item.reason for item in outcome.skipped}
     assert sorted(skipped) == ["train/red/notes.jpg", "train/red/truncated.jpg"]
@@ -189,14 +199,26 @@ def test_interrupt_keeps_checkpoint(tiny_dataset: Path, registry, monkeypatch):
 
 
 def test_interrupt_registers_when_asked(tiny_dataset: Path, registry, monkeypatch):
+    from vision.inference import check_model
+
     interrupt_after_first_epoch(monkeypatch)
     config = tiny_config(tiny_dataset, epochs=3, register_interrupted=True)
 
-    outcome = train_and_register(config, registry, progress=object())
+    outcome = train_and_register(
+        config, registry, check_model=check_model, promote=True, progress=object()
+    )
 
     assert outcome.version.status == VersionStatus.INTERRUPTED
     assert outcome.stages[0].epochs_run == 1
     assert Path(outcome.artifact).is_file()
+    assert outcome.promotion is None
+    assert outcome.promotion_skipped
+    assert registry.get_alias("default", PRODUCTION) is None
+    lines = format_train_outcome(outcome)
+    assert lines[-1] == (
+        "not promoted: --promote does not apply to an interrupted version; check it, then run "
+        "`sortbox models promote default 1`"
+    )
 
 
 def test_flat_layout_with_validation_split(tmp_path: Path, registry):
