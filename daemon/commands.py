@@ -131,12 +131,18 @@ def watch_command(ctx: click.Context, config_path: Path | None, **options) -> No
     "model_name",
     help="Model whose production version is shown. Defaults to every registered model.",
 )
+@click.option(
+    "--all",
+    "all_daemons",
+    is_flag=True,
+    help="List every daemon ever started, not only those seen in the last 24 hours.",
+)
 @click.pass_context
-def status_command(ctx: click.Context, model_name: str | None) -> None:
-    """Show the production models, running daemons and the last hour's predictions."""
-    from daemon.status import collect_status
+def status_command(ctx: click.Context, model_name: str | None, all_daemons: bool) -> None:
+    """Show the production models, recent daemons and the last hour's predictions."""
+    from daemon.status import collect_status, describe_daemon
 
-    report = collect_status(ctx.obj.open_registry(), model_name)
+    report = collect_status(ctx.obj.open_registry(), model_name, all_daemons=all_daemons)
 
     if not report.models:
         click.echo("model: none registered yet; train one with `sortbox train`")
@@ -148,15 +154,11 @@ def status_command(ctx: click.Context, model_name: str | None) -> None:
             click.echo(f"model: {production.model_name} v{production.version} (production)")
 
     if not report.daemons:
-        click.echo("daemons: none has written a heartbeat")
+        click.echo("daemons: none has written a heartbeat in the last 24 hours")
     for state in report.daemons:
-        beat = state.heartbeat
-        click.echo(
-            f"daemon {beat.daemon_id[:12]} on {beat.host} pid {beat.pid}: "
-            f"{'running' if state.running else 'stopped'}, last heartbeat "
-            f"{state.seconds_since:.0f} s ago, backlog {beat.backlog}, "
-            f"inbox {beat.settings.get('inbox', '?')}"
-        )
+        click.echo(describe_daemon(state))
+    if report.hidden_daemons:
+        click.echo(f"({report.hidden_daemons} older daemons not shown; --all lists them)")
 
     minutes = int(report.window.total_seconds() // 60)
     click.echo(f"last {minutes} minutes: {report.recent.total} files")

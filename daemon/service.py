@@ -33,6 +33,13 @@ from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
 from daemon.decode import prepare_file
 from daemon.pipeline import BatchOutcome, BatchProcessor
+from daemon.status import (
+    STATE_INBOX_MISSING,
+    STATE_KEY,
+    STATE_RUNNING,
+    STATE_STOPPED,
+    STOP_REASON_KEY,
+)
 from daemon.reconcile import reconcile_unmoved
 from daemon.writer import BatchWriter, WriteResult
 from registry.errors import RegistryError
@@ -201,6 +208,9 @@ class WatchService:
             self._inbox.start()
             try:
                 self._loop(decoder)
+            except Exception:
+                self.summary.stop_reason = "error"
+                raise
             finally:
                 self._inbox.stop_observer()
                 decoder.shutdown(wait=True, cancel_futures=True)
@@ -213,7 +223,7 @@ class WatchService:
                         "the event queue was full %d times; rescans found those files",
                         self._handler.dropped,
                     )
-                self._heartbeat()
+                self._heartbeat(stopped=True)
             logger.info(
                 "watch stopped (%s): %d files in %d batches, %s",
                 self.summary.stop_reason,
@@ -417,8 +427,17 @@ class WatchService:
         if self._progress is not None:
             self._progress.put(outcome)
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, *, stopped: bool = False) -> None:
+        """Write the heartbeat row; the last one of a run records the clean stop and its reason.
+
+        The state travels in the settings JSON under keys that no setting uses, because the
+        heartbeat row has no column for it.
+        """
         serving = self._holder.current
+        if stopped:
+            state = {STATE_KEY: STATE_STOPPED, STOP_REASON_KEY: self.summary.stop_reason}
+        else:
+            state = {STATE_KEY: STATE_INBOX_MISSING if self.inbox_missing else STATE_RUNNING}
         try:
             self._registry.heartbeat(
                 self._daemon_id,
@@ -426,7 +445,7 @@ class WatchService:
                 host=socket.gethostname(),
                 model_version_id=serving.version.id if serving is not None else None,
                 backlog=self.backlog(),
-                settings=self.settings.to_dict(),
+                settings={**self.settings.to_dict(), **state},
             )
         except RegistryError as error:
             logger.error("cannot write the heartbeat: %s", error)

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cli import sortbox
+from daemon.status import Liveness, collect_status
 from registry.types import PredictionFilter, PredictionStatus
 from tests.daemon.helpers import JOIN_TIMEOUT, image_bytes, output_files, write_image
 
@@ -75,7 +77,7 @@ def test_cli_watch_once_and_status(served_registry, folders, tmp_path):
     assert "2 files in 1 batches (2 classified); stopped: done" in watched.output
     assert status.exit_code == 0, status.output
     assert "model: default v1 (production)" in status.output
-    assert "stopped, last heartbeat" in status.output or "running, last heartbeat" in status.output
+    assert "stopped (done), last heartbeat" in status.output
     assert "classified: 2" in status.output
     assert "category red: 1" in status.output
 
@@ -194,3 +196,11 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(served_registry, fo
         destination = Path(row.destination_path)
         assert destination.read_bytes() == contents[row.file_name]
         assert hashlib.sha256(contents[row.file_name]).hexdigest() == row.content_sha256
+
+    # Each killed run left a heartbeat without a recorded stop; the final run recorded its stop.
+    a_minute_later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    states = collect_status(served_registry, now=a_minute_later).daemons
+    assert Counter(state.liveness for state in states) == {
+        Liveness.NOT_RESPONDING: 5,
+        Liveness.STOPPED: 1,
+    }
