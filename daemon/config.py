@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, InvalidSettingError
 from vision.images import DEFAULT_MAX_PIXELS
 
 
@@ -92,10 +92,10 @@ SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(WatchSettin
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{_flag(name)} must be a number, got {value!r}")
+        raise InvalidSettingError(f"{_flag(name)} must be a number, got {value!r}", setting=name)
     if value < 0 or (value == 0 and not allow_zero):
         limit = "zero or more" if allow_zero else "above zero"
-        raise ConfigError(f"{_flag(name)} must be {limit}, got {value!r}")
+        raise InvalidSettingError(f"{_flag(name)} must be {limit}, got {value!r}", setting=name)
 
 
 def _flag(name: str) -> str:
@@ -126,29 +126,41 @@ def validate(settings: WatchSettings) -> WatchSettings:
         _check_positive(name, getattr(settings, name))
     for name in ("max_batch_size", "queue_size", "decode_workers", "max_pixels", "settle_ms"):
         if not isinstance(getattr(settings, name), int):
-            raise ConfigError(f"{_flag(name)} must be a whole number, got {getattr(settings, name)!r}")
+            raise InvalidSettingError(
+                f"{_flag(name)} must be a whole number, got {getattr(settings, name)!r}", setting=name
+            )
     if settings.exit_when_idle is not None:
         _check_positive("exit_when_idle", settings.exit_when_idle, allow_zero=True)
     if settings.review_below is not None:
         _check_positive("review_below", settings.review_below)
         if settings.review_below > 1:
-            raise ConfigError(
-                f"--review-below is a probability between 0 and 1, got {settings.review_below!r}"
+            raise InvalidSettingError(
+                f"--review-below is a probability between 0 and 1, got {settings.review_below!r}",
+                setting="review_below",
             )
     try:
         duplicates = DuplicatePolicy(settings.duplicates)
     except ValueError as error:
         choices = ", ".join(policy.value for policy in DuplicatePolicy)
-        raise ConfigError(
-            f"--duplicates must be one of {choices}, got {settings.duplicates!r}"
+        raise InvalidSettingError(
+            f"--duplicates must be one of {choices}, got {settings.duplicates!r}",
+            setting="duplicates",
         ) from error
-    if settings.model_name is not None and not settings.model_name.strip():
-        raise ConfigError("--model must not be empty; give a registered model name")
+    if settings.model_name is not None and (
+        not isinstance(settings.model_name, str) or not settings.model_name.strip()
+    ):
+        raise InvalidSettingError(
+            f"--model must be a registered model name, got {settings.model_name!r}",
+            setting="model_name",
+        )
 
     inbox = settings.inbox.expanduser().absolute()
     output = settings.output.expanduser().absolute()
     if not inbox.is_dir():
-        raise ConfigError(f"inbox {os.fsdecode(inbox)!r} is not a folder; create it or fix --inbox")
+        raise InvalidSettingError(
+            f"inbox {os.fsdecode(inbox)!r} is not a folder; create it or fix --inbox",
+            setting="inbox",
+        )
     inbox = inbox.resolve()
     output = output.resolve()
     if output == inbox:
@@ -211,7 +223,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for name in ("inbox", "output"):
         if name in values:
             if not isinstance(values[name], str):
-                raise ConfigError(f"config key {name!r} must be a path string, got {values[name]!r}")
+                raise ConfigError(
+                    f"config file {os.fsdecode(path)!r}: key {name!r} must be a path string, "
+                    f"got {values[name]!r}"
+                )
             values[name] = base / Path(values[name]).expanduser()
     return values
 
@@ -225,18 +240,36 @@ def build_settings(
         ConfigError: on a bad file, a missing inbox/output, or any invalid value.
     """
     values: dict[str, Any] = read_config_file(config_path) if config_path is not None else {}
+    from_file = set(values)
     for name, value in overrides.items():
         if name not in SETTING_NAMES:
             raise ConfigError(f"unknown setting {name!r}")
         if value is not None:
             values[name] = value
+            from_file.discard(name)
 
+    try:
+        return _build_and_validate(values)
+    except InvalidSettingError as error:
+        if error.setting not in from_file:
+            raise
+        key = "model" if error.setting == "model_name" else _flag(error.setting)[2:]
+        raise InvalidSettingError(
+            f"{error} (from key {key!r} of config file {os.fsdecode(config_path)!r}; fix it there "
+            f"or override it with {_flag(key)})",
+            setting=error.setting,
+        ) from error
+
+
+def _build_and_validate(values: dict[str, Any]) -> WatchSettings:
     for name in ("inbox", "output"):
         if name not in values:
             raise ConfigError(f"missing {_flag(name)}; give it as a flag or in the config file")
         values[name] = Path(values[name])
     for name in ("once", "polling", "recursive"):
         if name in values and not isinstance(values[name], bool):
-            raise ConfigError(f"{_flag(name)} must be true or false, got {values[name]!r}")
+            raise InvalidSettingError(
+                f"{_flag(name)} must be true or false, got {values[name]!r}", setting=name
+            )
 
     return validate(WatchSettings(**values))

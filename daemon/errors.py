@@ -23,3 +23,11 @@ class ModelUnavailableError(DaemonError):
 
 class InboxLockedError(DaemonError):
     """Another daemon already watches this inbox or writes to this output folder."""
+
+
+class InvalidSettingError(ConfigError):
+    """One daemon setting has an invalid value; `setting` is its name, such as "max_batch_size"."""
+
+    def __init__(self, message: str, *, setting: str):
+        super().__init__(message)
+        self.setting = setting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,49 @@ def test_output_inside_flat_inbox_is_allowed(tmp_path: Path):
     settings = build_settings(None, {"inbox": inbox, "output": inbox / "sorted"})
 
     assert settings.output == (inbox / "sorted").resolve()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('max-batch-size = "lots"', "--max-batch-size must be a number, got 'lots' (from key "
+         "'max-batch-size' of config file"),
+        ("max_wait_ms = -5", "--max-wait-ms must be zero or more, got -5 (from key 'max-wait-ms'"),
+        ("polling = 1", "--polling must be true or false, got 1 (from key 'polling'"),
+        ("model = 7", "--model must be a registered model name, got 7 (from key 'model'"),
+        ('inbox = "missing"', "is not a folder; create it or fix --inbox (from key 'inbox'"),
+    ],
+)
+def test_config_file_bad_value_names_file_and_key(tmp_path: Path, line, message):
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "watch.toml"
+    defaults = {"inbox": 'inbox = "in"', "output": 'output = "out"'}
+    defaults[line.split(" ")[0]] = line
+    config.write_text("\n".join(defaults.values()) + "\n")
+
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config, {})
+
+    assert message in str(caught.value)
+    assert os.fspath(config) in str(caught.value)
+
+
+def test_flag_overrides_bad_config_value(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "watch.toml"
+    config.write_text('inbox = "in"\noutput = "out"\nmax-batch-size = "lots"\n')
+
+    settings = build_settings(config, {"max_batch_size": 8})
+
+    assert settings.max_batch_size == 8
+
+
+def test_bad_flag_value_does_not_blame_config(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    config = tmp_path / "watch.toml"
+    config.write_text('inbox = "in"\noutput = "out"\n')
+
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config, {"max_batch_size": 0})
+
+    assert "config file" not in str(caught.value)
