@@ -19,7 +19,7 @@ from registry import lookups
 from registry.checksums import find_problem
 from registry.convert import to_alias_change, to_model_version
 from registry.database import Database
-from registry.errors import ArtifactError, ConflictError
+from registry.errors import ArtifactError, ConflictError, NotFoundError
 from registry.orm import SqlAlias, SqlAliasChange, SqlModelVersion, SqlRegisteredModel, utc_now
 from registry.types import PRODUCTION, AliasAction, AliasChange, ModelVersion, VersionStatus
 from registry.versions import current_user
@@ -61,27 +61,33 @@ class AliasesMixin:
         reason: str | None = None,
         user: str | None = None,
         check_model: ModelCheck | None = None,
+        force: bool = False,
     ) -> AliasChange:
         """Point `alias` at a version after checking that the version can serve.
 
-        The checks run before anything changes: the version is not archived or failed, its model
-        file exists with the registered sha256, and `check_model(path, class_count)` passes when
-        given.
+        The checks run before anything changes: the version is not archived or failed, nor
+        interrupted unless `force` is set, its model file exists with the registered sha256, and
+        `check_model(path, class_count)` passes when given.
+
+        Args:
+            force: Allow an interrupted version, whose training stopped before its last epoch.
+                Defaults to False.
 
         Raises:
-            ConflictError: The version is archived or failed, or the alias already points to it.
+            ConflictError: The version is archived or failed, interrupted without `force`, or
+                the alias already points to it.
             ArtifactError: The file is missing or changed, or `check_model` failed.
         """
         model_name = self.resolve_model_name(model_name)
         lookups.check_alias(alias)
         target = self.get_version(model_name, version)
-        _check_promotable(target, alias)
+        _check_promotable(target, alias, force=force)
         self._check_serves(target, check_model)
 
         with self._db.session_scope() as session:
             model = lookups.model_row(session, model_name)
             row = lookups.version_row(session, model_name, version)
-            _check_promotable(to_model_version(row), alias)
+            _check_promotable(to_model_version(row), alias, force=force)
             change = _move_alias(session, model, alias, row, AliasAction.SET, reason, user)
         logger.info("alias %s of model %s now points to version %s", alias, model_name, version)
         return change
@@ -97,7 +103,8 @@ class AliasesMixin:
     ) -> AliasChange:
         """Undo the newest promotion of `alias` that is not undone yet (see the module docstring).
 
-        The version it returns to passes the same checks as a promotion.
+        The version it returns to passes the same checks as a promotion, except that an
+        interrupted version is allowed: it held the alias before, so it was promoted with force.
 
         Raises:
             ConflictError: Nothing is left to undo, or the alias moved while checking.
@@ -108,7 +115,7 @@ class AliasesMixin:
             model = lookups.model_row(session, model_name)
             target_id, last_change_id = _rollback_target(session, model, alias)
             target = to_model_version(lookups.version_row_by_id(session, target_id))
-        _check_promotable(target, alias)
+        _check_promotable(target, alias, force=True)
         self._check_serves(target, check_model)
 
         with self._db.session_scope() as session:
@@ -131,11 +138,20 @@ class AliasesMixin:
         reason: str | None = None,
         user: str | None = None,
     ) -> AliasChange:
-        """Delete an alias; a later rollback restores the version that held it."""
+        """Delete an alias; a later rollback restores the version that held it.
+
+        Raises:
+            NotFoundError: The model has no such alias; the message lists the ones it has.
+        """
         model_name = self.resolve_model_name(model_name)
         lookups.check_alias(alias)
         with self._db.session_scope() as session:
             model = lookups.model_row(session, model_name)
+            if lookups.alias_row(session, model, alias) is None:
+                raise NotFoundError(
+                    f"model {model_name!r} has no alias {alias!r}; its aliases are "
+                    f"{_alias_names(session, model)}; see `sortbox models list`"
+                )
             change = _move_alias(session, model, alias, None, AliasAction.UNSET, reason, user)
         logger.info("removed alias %s of model %s", alias, model_name)
         return change
@@ -177,12 +193,25 @@ class AliasesMixin:
             ) from error
 
 
-def _check_promotable(target: ModelVersion, alias: str) -> None:
+def _check_promotable(target: ModelVersion, alias: str, *, force: bool) -> None:
     if target.status in _UNPROMOTABLE:
         raise ConflictError(
             f"version {target.version} of model {target.model_name!r} is {target.status.value} "
             f"and cannot hold alias {alias!r}; promote a ready version"
         )
+    if target.status == VersionStatus.INTERRUPTED and not force:
+        raise ConflictError(
+            f"version {target.version} of model {target.model_name!r} is interrupted: its "
+            f"training stopped before the last epoch; promote a ready version, or pass --force "
+            f"to give it alias {alias!r} anyway"
+        )
+
+
+def _alias_names(session: Session, model: SqlRegisteredModel) -> str:
+    names = session.scalars(
+        sa.select(SqlAlias.alias).where(SqlAlias.model_id == model.id).order_by(SqlAlias.alias)
+    ).all()
+    return ", ".join(names) if names else "none"
 
 
 def _history_rows(session: Session, model: SqlRegisteredModel, alias: str | None) -> list[SqlAliasChange]:

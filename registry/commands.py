@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from registry.command_support import open_existing_registry
 from registry.db_commands import db_group
 from registry.formatting import format_number, format_table, format_text, format_time
 from registry.prediction_commands import predictions_group
@@ -52,7 +53,7 @@ def models_group() -> None:
 @click.pass_obj
 def list_command(app, model_name: str | None) -> None:
     """List versions with validation accuracy, status and aliases; * marks production."""
-    summaries = app.open_registry().list_version_summaries(model_name)
+    summaries = open_existing_registry(app).list_version_summaries(model_name)
     if not summaries:
         click.echo("No model versions registered yet; train one with `sortbox train`.")
         return
@@ -80,7 +81,7 @@ def list_command(app, model_name: str | None) -> None:
 def show_command(app, arguments: tuple[str, ...]) -> None:
     """Show everything about a version: settings, metrics, files and alias history."""
     name, version = _name_and_version(arguments)
-    details = app.open_registry().describe_version(name, version)
+    details = open_existing_registry(app).describe_version(name, version)
     model = details.version
 
     fields = [
@@ -177,12 +178,19 @@ def _echo_change(change) -> None:
 @click.argument("arguments", nargs=-1, metavar="[NAME] VERSION")
 @_alias_option
 @_reason_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote an interrupted version too (its training stopped before the last epoch).",
+)
 @click.pass_obj
-def promote_command(app, arguments: tuple[str, ...], alias: str, reason: str | None) -> None:
+def promote_command(
+    app, arguments: tuple[str, ...], alias: str, reason: str | None, force: bool
+) -> None:
     """Point an alias (production by default) at VERSION after verifying and loading it."""
     name, version = _name_and_version(arguments)
-    change = app.open_registry().set_alias(
-        name, alias, version, reason=reason, check_model=app.check_model
+    change = open_existing_registry(app).set_alias(
+        name, alias, version, reason=reason, check_model=app.check_model, force=force
     )
     _echo_change(change)
 
@@ -194,7 +202,7 @@ def promote_command(app, arguments: tuple[str, ...], alias: str, reason: str | N
 @click.pass_obj
 def rollback_command(app, model_name: str | None, alias: str, reason: str | None) -> None:
     """Undo the last promotion of an alias; repeat to go further back in its history."""
-    change = app.open_registry().rollback(
+    change = open_existing_registry(app).rollback(
         model_name, alias, reason=reason, check_model=app.check_model
     )
     _echo_change(change)
@@ -209,7 +217,7 @@ def unalias_command(app, arguments: tuple[str, ...], reason: str | None) -> None
     if len(arguments) not in (1, 2):
         raise click.UsageError(f"expected [NAME] ALIAS, got {len(arguments)} arguments")
     name = arguments[0] if len(arguments) == 2 else None
-    change = app.open_registry().remove_alias(name, arguments[-1], reason=reason)
+    change = open_existing_registry(app).remove_alias(name, arguments[-1], reason=reason)
     _echo_change(change)
 
 
@@ -219,7 +227,7 @@ def unalias_command(app, arguments: tuple[str, ...], reason: str | None) -> None
 @click.pass_obj
 def history_command(app, model_name: str | None, alias: str | None) -> None:
     """Show every alias move of a model with time, user and reason, oldest first."""
-    changes = app.open_registry().alias_history(model_name, alias)
+    changes = open_existing_registry(app).alias_history(model_name, alias)
     if not changes:
         click.echo("No alias has been set yet; promote a version with `sortbox models promote`.")
         return
@@ -233,7 +241,7 @@ def history_command(app, model_name: str | None, alias: str | None) -> None:
 def compare_command(app, arguments: tuple[str, ...]) -> None:
     """Show the summary and per-class metrics of versions A and B side by side."""
     name, (version_a, version_b) = _name_and_versions(arguments, 2)
-    comparisons = app.open_registry().compare_versions(name, version_a, version_b)
+    comparisons = open_existing_registry(app).compare_versions(name, version_a, version_b)
     if not comparisons:
         click.echo(f"Versions {version_a} and {version_b} have no summary metrics to compare.")
         return
@@ -266,7 +274,7 @@ def tag_command(app, arguments: tuple[str, ...], remove_keys: tuple[str, ...]) -
     name, version, tags = _parse_tag_arguments(arguments)
     if not tags and not remove_keys:
         raise click.UsageError("give at least one KEY=VALUE or --remove KEY")
-    registry = app.open_registry()
+    registry = open_existing_registry(app)
     if version is None:
         model = registry.set_model_tags(name, tags, remove_keys)
         target, updated = f"model {model.name!r}", model.tags
@@ -301,7 +309,7 @@ def _parse_tag_arguments(arguments: tuple[str, ...]) -> tuple[str | None, int | 
 def archive_command(app, arguments: tuple[str, ...]) -> None:
     """Mark a version archived so it cannot be promoted; refused while an alias points to it."""
     name, version = _name_and_version(arguments)
-    archived = app.open_registry().archive_version(name, version)
+    archived = open_existing_registry(app).archive_version(name, version)
     click.echo(f"Archived version {archived.version} of model {archived.model_name!r}.")
 
 
@@ -310,7 +318,7 @@ def archive_command(app, arguments: tuple[str, ...]) -> None:
 @click.pass_obj
 def verify_command(app, model_name: str | None) -> None:
     """Check every stored file against its sha256 and size; exit 1 when any fails."""
-    checks = app.open_registry().verify_artifacts(model_name)
+    checks = open_existing_registry(app).verify_artifacts(model_name)
     for check in checks:
         outcome = "ok" if check.ok else f"FAILED: {check.problem}"
         click.echo(f"{check.model_name} v{check.version} {check.kind} {check.path}: {outcome}")

@@ -25,6 +25,10 @@ class ArtifactError(RegistryError):
     """An artifact file is missing, changed since it was registered, or does not load."""
 
 
+class DatabaseUnavailableError(RegistryError):
+    """The database cannot be opened: not a SQLite file, a read-only folder, a server down."""
+
+
 class SchemaError(RegistryError):
     """The database schema does not match this version of sortbox."""
 

@@ -1,8 +1,9 @@
 """Prediction exports (CSV, JSON Lines) and counts, both in constant memory at any table size.
 
-Exports write to a binary stream. CSV text is UTF-8 with `surrogateescape`, so a file name that
-is not valid UTF-8 is written as its original bytes. JSON Lines is ASCII with `\\uXXXX` escapes.
-There such a name appears as lone surrogates, which `os.fsencode` turns back into the same bytes.
+Exports write to a binary stream: CSV as UTF-8, JSON Lines as ASCII with `\\uXXXX` escapes.
+File names and paths appear in the form the database stores (see `registry.textpaths`): as they
+are when they are valid UTF-8, else as `fsbytes:` plus their percent-encoded bytes, such as
+`fsbytes:%FF.jpg`. So every export is valid UTF-8 and valid JSON, and no name is lost.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
@@ -21,6 +25,7 @@ from registry import filters
 from registry.database import Database
 from registry.errors import InvalidValueError
 from registry.orm import SqlModelVersion, SqlPrediction, SqlRegisteredModel
+from registry.textpaths import encode_path
 from registry.types import (
     Prediction,
     PredictionCount,
@@ -53,13 +58,21 @@ EXPORT_FIELDS = (
     "moved_at",
 )
 
+_PATH_FIELDS = frozenset({"file_name", "source_path", "destination_path"})
+
 
 def prediction_record(prediction: Prediction) -> dict[str, Any]:
-    """Return a prediction as plain JSON-ready values in EXPORT_FIELDS order."""
+    """Return a prediction as plain JSON-ready values in EXPORT_FIELDS order.
+
+    Paths are in their stored text form, so a name that is not valid UTF-8 reads
+    `fsbytes:<percent-encoded bytes>` and every value encodes as UTF-8.
+    """
     record: dict[str, Any] = {}
     for name in EXPORT_FIELDS:
         value = getattr(prediction, name)
-        if isinstance(value, datetime):
+        if name in _PATH_FIELDS and value is not None:
+            value = encode_path(value)
+        elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, PredictionStatus):
             value = value.value
@@ -71,7 +84,7 @@ def prediction_record(prediction: Prediction) -> dict[str, Any]:
 
 def write_csv(predictions: Iterator[Prediction], stream: BinaryIO) -> int:
     """Write a header and one CSV row per prediction; return the number of rows."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
     writer = csv.writer(text)
     writer.writerow(EXPORT_FIELDS)
     count = 0
@@ -136,6 +149,45 @@ class ExportsMixin:
         finally:
             predictions.close()
 
+    def export_predictions_to_file(
+        self, conditions: PredictionFilter, export_format: str, path: str | os.PathLike[str]
+    ) -> int:
+        """Write the matching predictions to the file `path`, replacing it only when complete.
+
+        The rows go to a temporary file in the same folder, which is renamed over `path` at the
+        end and deleted on any failure, so `path` never holds a partial export.
+
+        Raises:
+            InvalidValueError: `path` is a folder, its folder is missing or not writable, or
+                the format or a filter value is invalid.
+        """
+        target = Path(path).expanduser().absolute()
+        _check_output_path(target, export_format)
+        if export_format not in _WRITERS:
+            raise InvalidValueError(
+                f"invalid export format {export_format!r}: use one of {', '.join(EXPORT_FORMATS)}"
+            )
+        # Resolve the filter first: an unknown model must fail before any file is created.
+        self._resolve_filter(conditions)
+
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            # os.open rather than mkstemp, so the file gets the usual umask permissions.
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as error:
+            raise InvalidValueError(
+                f"cannot write to folder '{target.parent}': {error.strerror}; give an --output "
+                "path in a writable folder"
+            ) from error
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                count = self.export_predictions(conditions, export_format, stream)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return count
+
     def prediction_stats(self, conditions: PredictionFilter) -> PredictionStats:
         """Count the matching predictions per model version and category, and per UTC hour.
 
@@ -147,6 +199,19 @@ class ExportsMixin:
             return _count_streamed(self.query_predictions(conditions))
         with self._db.session_scope(write=False) as session:
             return _count_in_sql(session, conditions, self._db.engine.dialect.name)
+
+
+def _check_output_path(target: Path, export_format: str) -> None:
+    if target.is_dir():
+        raise InvalidValueError(
+            f"output path '{target}' is a folder; give a file name such as "
+            f"'{target / ('predictions.' + export_format)}'"
+        )
+    if not target.parent.is_dir():
+        raise InvalidValueError(
+            f"the folder of output path '{target}' does not exist; create '{target.parent}' "
+            "first or choose another path"
+        )
 
 
 def _count_in_sql(session, conditions: PredictionFilter, dialect: str) -> PredictionStats:

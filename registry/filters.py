@@ -31,7 +31,12 @@ def validate_filter(conditions: PredictionFilter) -> None:
     for label, moment in (("since", conditions.since), ("until", conditions.until)):
         if moment is not None and moment.tzinfo is None:
             raise InvalidValueError(f"{label} time {moment.isoformat()} has no time zone")
-    if conditions.since and conditions.until and conditions.since >= conditions.until:
+    if conditions.since and conditions.until and conditions.since == conditions.until:
+        raise InvalidValueError(
+            f"since and until are both {conditions.since.isoformat()}, so the time range is "
+            "empty (until is excluded); give an until time after the since time"
+        )
+    if conditions.since and conditions.until and conditions.since > conditions.until:
         raise InvalidValueError(
             f"since {conditions.since.isoformat()} is not before until "
             f"{conditions.until.isoformat()}; swap them"

@@ -32,7 +32,3 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> li
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return lines
 
-
-def printable(text: str) -> str:
-    """Return text safe to print: bytes of a non-UTF-8 file name show as `\\udcXX` escapes."""
-    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")

@@ -24,8 +24,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import migrations
-from registry.database import Database, resolve_home, resolve_url
-from registry.errors import SchemaError, SchemaOutdatedError, SchemaTooNewError
+from registry.database import Database, check_connection, resolve_home, resolve_url
+from registry.errors import NotFoundError, SchemaError, SchemaOutdatedError, SchemaTooNewError
 
 logger = logging.getLogger(__name__)
 
@@ -210,9 +210,12 @@ def _single(down_revision) -> str | None:
 
 
 @contextmanager
-def _engine_for(url: str | None, home: str | os.PathLike[str] | None) -> Iterator[sa.Engine]:
-    database = Database(resolve_url(url, resolve_home(home)))
+def _engine_for(
+    url: str | None, home: str | os.PathLike[str] | None, *, create: bool = False
+) -> Iterator[sa.Engine]:
+    database = Database(resolve_url(url, resolve_home(home, create=create)), create=create)
     try:
+        check_connection(database.engine)
         yield database.engine
     finally:
         database.dispose()
@@ -227,8 +230,8 @@ def database_state(url: str | None = None, home: str | os.PathLike[str] | None =
 def upgrade_database(
     url: str | None = None, home: str | os.PathLike[str] | None = None, revision: str = "head"
 ) -> SchemaState:
-    """Upgrade the database that `Registry.open(url, home)` would use."""
-    with _engine_for(url, home) as engine:
+    """Upgrade the database that `Registry.open(url, home)` would use, creating a missing one."""
+    with _engine_for(url, home, create=True) as engine:
         return upgrade_schema(engine, revision)
 
 
@@ -243,6 +246,9 @@ def downgrade_database(
 def database_revisions(
     url: str | None = None, home: str | os.PathLike[str] | None = None
 ) -> list[Revision]:
-    """List known revisions, marking the one the database is at."""
-    with _engine_for(url, home) as engine:
-        return list_revisions(engine)
+    """List known revisions, marking the one the database is at; no mark without a database."""
+    try:
+        with _engine_for(url, home) as engine:
+            return list_revisions(engine)
+    except NotFoundError:
+        return list_revisions()

@@ -8,8 +8,10 @@ from datetime import datetime, timezone
 
 import click
 
+from registry.command_support import open_existing_registry
 from registry.exports import EXPORT_FORMATS, prediction_record
-from registry.formatting import format_number, format_table, format_text, format_time, printable
+from registry.formatting import format_number, format_table, format_text, format_time
+from registry.textpaths import encode_path
 from registry.types import PredictionFilter, PredictionStatus
 
 DEFAULT_LIST_LIMIT = 50
@@ -33,8 +35,14 @@ class IsoTime(click.ParamType):
         return moment
 
 
-def filter_options(default_limit: int | None):
-    """Add the prediction filter options to a command and pass a `PredictionFilter` as `conditions`."""
+def filter_options(default_limit: int | None, *, ordered: bool = True):
+    """Add the prediction filter options to a command and pass a `PredictionFilter` as `conditions`.
+
+    Args:
+        default_limit: Default of --limit; None means every row.
+        ordered: Add --limit and --oldest-first. Commands whose result does not depend on row
+            order, such as counts, pass False. Defaults to True.
+    """
 
     def decorate(command):
         options = [
@@ -58,15 +66,9 @@ def filter_options(default_limit: int | None):
                 help="Only predictions whose top probability is below this value (0 to 1).",
             ),
             click.option("--name", "name_glob", help="Only file names matching this glob, e.g. '*.jpg'."),
-            click.option(
-                "--limit",
-                type=click.IntRange(min=0),
-                default=default_limit,
-                show_default=default_limit is not None,
-                help="Stop after this many rows." + ("" if default_limit else " Defaults to all."),
-            ),
-            click.option("--oldest-first", is_flag=True, help="Order oldest first instead of newest first."),
         ]
+        if ordered:
+            options += _ordering_options(default_limit)
         for option in reversed(options):
             command = option(command)
 
@@ -81,14 +83,27 @@ def filter_options(default_limit: int | None):
                 until=kwargs.pop("until"),
                 confidence_below=kwargs.pop("confidence_below"),
                 name_glob=kwargs.pop("name_glob"),
-                limit=kwargs.pop("limit"),
-                newest_first=not kwargs.pop("oldest_first"),
+                limit=kwargs.pop("limit", None),
+                newest_first=not kwargs.pop("oldest_first", False),
             )
             return command(*args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def _ordering_options(default_limit: int | None) -> list:
+    return [
+        click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            default=default_limit,
+            show_default=default_limit is not None,
+            help="Stop after this many rows." + ("" if default_limit else " Defaults to all."),
+        ),
+        click.option("--oldest-first", is_flag=True, help="Order oldest first instead of newest first."),
+    ]
 
 
 def _status(value: str | None) -> PredictionStatus | None:
@@ -113,7 +128,7 @@ def predictions_group() -> None:
 @click.pass_obj
 def list_command(app, conditions: PredictionFilter, output_format: str) -> None:
     """List predictions, newest first; use csv or json (or `export`) for large results."""
-    registry = app.open_registry()
+    registry = open_existing_registry(app)
     if output_format == "csv":
         with click.open_file("-", "wb") as stdout:
             registry.export_predictions(conditions, "csv", stdout)
@@ -132,7 +147,7 @@ def list_command(app, conditions: PredictionFilter, output_format: str) -> None:
             f"{prediction.model_name} v{prediction.model_version}" if prediction.model_name else None,
             prediction.category,
             format_number(prediction.confidence),
-            printable(prediction.file_name),
+            encode_path(prediction.file_name),
         )
         for prediction in predictions
     ]
@@ -158,13 +173,12 @@ def _echo_json_array(predictions) -> None:
 @click.pass_obj
 def show_command(app, prediction_id: int) -> None:
     """Show every stored field of one prediction."""
-    prediction = app.open_registry().get_prediction(prediction_id)
+    prediction = open_existing_registry(app).get_prediction(prediction_id)
     record = prediction_record(prediction)
     record["top_k"] = ", ".join(f"{category} {probability:.4f}" for category, probability in prediction.top_k)
     width = max(len(key) for key in record)
     for key, value in record.items():
-        shown = printable(value) if isinstance(value, str) else format_text(value)
-        click.echo(f"{key.ljust(width)}  {shown}")
+        click.echo(f"{key.ljust(width)}  {format_text(value)}")
 
 
 @predictions_group.command("export")
@@ -175,24 +189,34 @@ def show_command(app, prediction_id: int) -> None:
     type=click.Choice(EXPORT_FORMATS),
     default="csv",
     show_default=True,
-    help="csv (UTF-8, header row) or jsonl (one JSON object per line).",
+    help="csv (UTF-8, header row) or jsonl (one JSON object per line, ASCII).",
 )
 @click.option(
     "--output",
     "-o",
-    type=click.File("wb", atomic=True),
+    type=click.Path(allow_dash=True),
     default="-",
-    help="File to write. Defaults to stdout.",
+    help="File to write; it is replaced only when the export is complete. Defaults to stdout.",
 )
 @click.pass_obj
-def export_command(app, conditions: PredictionFilter, export_format: str, output) -> None:
-    """Stream every matching prediction as CSV or JSON Lines, in constant memory."""
-    count = app.open_registry().export_predictions(conditions, export_format, output)
-    click.echo(f"Exported {count} predictions.", err=True)
+def export_command(app, conditions: PredictionFilter, export_format: str, output: str) -> None:
+    """Stream every matching prediction as CSV or JSON Lines, in constant memory.
+
+    File names that are not valid UTF-8 are written as `fsbytes:` followed by their
+    percent-encoded bytes, such as `fsbytes:%FF.jpg`.
+    """
+    registry = open_existing_registry(app)
+    if output == "-":
+        with click.open_file("-", "wb") as stdout:
+            count = registry.export_predictions(conditions, export_format, stdout)
+    else:
+        count = registry.export_predictions_to_file(conditions, export_format, output)
+    noun = "prediction" if count == 1 else "predictions"
+    click.echo(f"Exported {count} {noun}.", err=True)
 
 
 @predictions_group.command("stats")
-@filter_options(default_limit=None)
+@filter_options(default_limit=None, ordered=False)
 @click.option(
     "--format",
     "output_format",
@@ -204,7 +228,7 @@ def export_command(app, conditions: PredictionFilter, export_format: str, output
 @click.pass_obj
 def stats_command(app, conditions: PredictionFilter, output_format: str) -> None:
     """Count predictions per model version and category, and per hour (UTC)."""
-    stats = app.open_registry().prediction_stats(conditions)
+    stats = open_existing_registry(app).prediction_stats(conditions)
     if output_format == "json":
         click.echo(json.dumps(_stats_record(stats), indent=2))
         return

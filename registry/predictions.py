@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from registry import filters
+from registry import filters, lookups
 from registry.convert import to_heartbeat, to_prediction
 from registry.database import Database
 from registry.errors import ConflictError, InvalidValueError, NotFoundError
@@ -202,11 +202,24 @@ class PredictionsMixin:
             result.close()
 
     def _resolve_filter(self, conditions: PredictionFilter) -> PredictionFilter:
+        """Validate the filter and check that its model and version exist.
+
+        Raises:
+            InvalidValueError: A filter value is invalid.
+            NotFoundError: The model or version is not registered, so the filter could only
+                match nothing; the message lists the names or versions there are.
+        """
         filters.validate_filter(conditions)
         if conditions.model_version is not None and conditions.model_name is None:
             # A version number alone means that version of the model commands default to.
             name = self.resolve_model_name(None)
             conditions = dataclasses.replace(conditions, model_name=name)
+        if conditions.model_name is not None:
+            with self._db.session_scope(write=False) as session:
+                if conditions.model_version is None:
+                    lookups.model_row(session, conditions.model_name)
+                else:
+                    lookups.version_row(session, conditions.model_name, conditions.model_version)
         return conditions
 
     def _predictions_by_id(self, ids: list[int]) -> list[Prediction]:

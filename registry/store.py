@@ -8,7 +8,7 @@ from pathlib import Path
 
 from registry import lookups, migrate
 from registry.aliases import AliasesMixin
-from registry.database import Database, resolve_home, resolve_url
+from registry.database import Database, check_connection, resolve_home, resolve_url
 from registry.exports import ExportsMixin
 from registry.predictions import PredictionsMixin
 from registry.reports import ReportsMixin
@@ -37,23 +37,31 @@ class Registry(VersionsMixin, AliasesMixin, PredictionsMixin, ReportsMixin, Expo
         url: str | None = None,
         home: str | os.PathLike[str] | None = None,
         upgrade: bool = True,
+        create: bool = True,
     ) -> Registry:
         """Connect to the registry database and check its schema.
 
         Args:
             url: SQLAlchemy URL. Defaults to $SORTBOX_DB, else SQLite at <home>/sortbox.db.
             home: Data folder for the database file and artifacts. Defaults to $SORTBOX_HOME,
-                else ./sortbox-data; it is created when missing.
+                else ./sortbox-data; it is created when missing unless `create` is False.
             upgrade: Apply pending migrations (creating the schema in a new database). With False,
                 an empty or older database raises SchemaOutdatedError. Defaults to True.
+            create: Create a missing data folder and SQLite file. Commands that only read or
+                change existing rows pass False, so a mistyped path raises NotFoundError instead
+                of creating an empty registry. Defaults to True.
 
         Raises:
+            NotFoundError: `create` is False and the SQLite file does not exist.
+            DatabaseUnavailableError: The file is not a SQLite database, its folder is not
+                writable, or the database server cannot be reached.
             SchemaOutdatedError: The schema is older than the code and cannot be upgraded here.
             SchemaTooNewError: The database was written by a newer sortbox.
         """
-        home_path = resolve_home(home)
-        database = Database(resolve_url(url, home_path))
+        home_path = resolve_home(home, create=create)
+        database = Database(resolve_url(url, home_path), create=create)
         try:
+            check_connection(database.engine)
             migrate.ensure_schema(database.engine, upgrade=upgrade)
         except BaseException:
             database.dispose()

@@ -16,7 +16,7 @@ from registry import lookups
 from registry.checksums import sha256_file
 from registry.convert import to_artifact_file, to_metric, to_model_version, to_registered_model
 from registry.database import Database
-from registry.errors import ArtifactError, ConflictError, InvalidValueError
+from registry.errors import ArtifactError, ConflictError, InvalidValueError, NotFoundError
 from registry.orm import (
     SqlAlias,
     SqlArtifactFile,
@@ -153,15 +153,24 @@ class VersionsMixin:
         tags: dict[str, str],
         remove: tuple[str, ...] | list[str] = (),
     ) -> ModelVersion:
-        """Set and remove tags on a version, in one transaction, and return the version."""
+        """Set and remove tags on a version, in one transaction, and return the version.
+
+        Raises:
+            NotFoundError: A key in `remove` is not set; nothing changes.
+        """
         model_name = self.resolve_model_name(model_name)
         for key in [*tags, *remove]:
             lookups.check_tag_key(key)
         with self._db.session_scope() as session:
             row = lookups.version_row(session, model_name, version)
-            _apply_tags(session, row.tags, tags, remove, lambda key, value: SqlVersionTag(
-                version_id=row.id, key=key, value=value
-            ))
+            _apply_tags(
+                session,
+                row.tags,
+                tags,
+                remove,
+                lambda key, value: SqlVersionTag(version_id=row.id, key=key, value=value),
+                f"version {version} of model {model_name!r}",
+            )
             session.flush()
             session.refresh(row, ["tags"])
             return to_model_version(row)
@@ -172,15 +181,24 @@ class VersionsMixin:
         tags: dict[str, str],
         remove: tuple[str, ...] | list[str] = (),
     ) -> RegisteredModel:
-        """Set and remove tags on a registered model, in one transaction, and return it."""
+        """Set and remove tags on a registered model, in one transaction, and return it.
+
+        Raises:
+            NotFoundError: A key in `remove` is not set; nothing changes.
+        """
         model_name = self.resolve_model_name(model_name)
         for key in [*tags, *remove]:
             lookups.check_tag_key(key)
         with self._db.session_scope() as session:
             row = lookups.model_row(session, model_name)
-            _apply_tags(session, row.tags, tags, remove, lambda key, value: SqlModelTag(
-                model_id=row.id, key=key, value=value
-            ))
+            _apply_tags(
+                session,
+                row.tags,
+                tags,
+                remove,
+                lambda key, value: SqlModelTag(model_id=row.id, key=key, value=value),
+                f"model {model_name!r}",
+            )
             session.flush()
             session.refresh(row, ["tags"])
             return to_registered_model(row)
@@ -235,11 +253,19 @@ def _sorted_files(files: list[SqlArtifactFile]) -> list[SqlArtifactFile]:
     return sorted(files, key=lambda file: (file.kind != MODEL_FILE_KIND, file.kind, file.id))
 
 
-def _apply_tags(session: Session, rows: list, tags: dict[str, str], remove, make_row) -> None:
+def _apply_tags(
+    session: Session, rows: list, tags: dict[str, str], remove, make_row, target: str
+) -> None:
     by_key = {row.key: row for row in rows}
+    missing = [key for key in remove if key not in by_key]
+    if missing:
+        existing = ", ".join(sorted(by_key)) or "none"
+        raise NotFoundError(
+            f"{target} has no tag {', '.join(repr(key) for key in missing)}, so nothing was "
+            f"changed; its tags are: {existing}"
+        )
     for key in remove:
-        if key in by_key:
-            session.delete(by_key.pop(key))
+        session.delete(by_key.pop(key))
     session.flush()
     for key, value in tags.items():
         if key in by_key:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from registry import Registry
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Runs a CLI invocation in a fresh interpreter and prints which heavy modules it imported.
@@ -50,6 +52,8 @@ def run_probe(args: list[str], home: Path) -> dict:
     ],
 )
 def test_command_does_not_import_tensorflow(args, tmp_path):
+    # Listing commands read an existing registry only, so create an empty one first.
+    Registry.open(home=tmp_path / "home").close()
     probe = run_probe(args, tmp_path / "home")
 
     assert probe["exit_code"] == 0, probe["output"]
@@ -63,6 +67,7 @@ def test_domain_error_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SORTBOX_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SORTBOX_DB", raising=False)
+    Registry.open(home=tmp_path / "home").close()
 
     result = CliRunner().invoke(sortbox, ["models", "promote", "no-such-model", "7"])
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from registry import MetricValue, NewVersion
+from registry import MetricValue, NewPrediction, NewVersion, PredictionStatus
 
 CLASS_NAMES = ("pants", "shirt", "shoes")
 
@@ -57,3 +57,20 @@ def new_version(
     )
     fields.update(changes)
     return NewVersion(**fields)
+
+
+def classified_prediction(
+    version_id: int, index: int, name: str, category: str = "shirt", confidence: float = 0.9
+) -> NewPrediction:
+    """Build a classified prediction of file `name`; `index` makes its content hash unique."""
+    return NewPrediction(
+        content_sha256=f"{index:064x}",
+        file_name=name,
+        source_path=f"/inbox/{name}",
+        destination_path=f"/sorted/{category}/{name}",
+        status=PredictionStatus.CLASSIFIED,
+        model_version_id=version_id,
+        category=category,
+        confidence=confidence,
+        top_k=((category, confidence),),
+    )

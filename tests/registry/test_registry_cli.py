@@ -14,11 +14,12 @@ from pathlib import Path
 
 import click
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
-from registry_helpers import new_version, write_artifact
+from registry_helpers import classified_prediction, new_version, write_artifact
 
 from cli import sortbox
-from registry import PRODUCTION, NewPrediction, PredictionStatus, Registry, VersionStatus
+from registry import PRODUCTION, Registry, VersionStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,9 @@ def test_models_list(run, two_versions):
     assert "0.9000" in lines[2]
 
 
-def test_models_list_empty(run):
+def test_models_list_empty(run, reopen):
+    reopen()
+
     assert "No model versions" in _ok(run("models", "list"))
 
 
@@ -238,22 +241,11 @@ def test_name_required_with_several_models(run, two_versions, tmp_path):
 
 def _add_predictions(registry: Registry) -> None:
     version_id = registry.get_version("default", 1).id
+    files = [("a.jpg", "shirt", 0.9), ("b.jpg", "shoes", 0.4), ("c.png", "shirt", 0.7)]
     registry.add_predictions(
         [
-            NewPrediction(
-                content_sha256=f"{index:064x}",
-                file_name=name,
-                source_path=f"/inbox/{name}",
-                destination_path=f"/sorted/{category}/{name}",
-                status=PredictionStatus.CLASSIFIED,
-                model_version_id=version_id,
-                category=category,
-                confidence=confidence,
-                top_k=((category, confidence),),
-            )
-            for index, (name, category, confidence) in enumerate(
-                [("a.jpg", "shirt", 0.9), ("b.jpg", "shoes", 0.4), ("c.png", "shirt", 0.7)]
-            )
+            classified_prediction(version_id, index, name, category, confidence)
+            for index, (name, category, confidence) in enumerate(files)
         ]
     )
 
@@ -315,6 +307,9 @@ def test_predictions_stats(run, two_versions):
 
 
 def test_db_commands(run, registry_url, tmp_path):
+    if registry_url.startswith("sqlite"):
+        # `db current` reads an existing file only; an empty file is an empty database.
+        Path(sa.make_url(registry_url).database).touch()
     current = _ok(run("db", "current"))
     assert "none (empty database)" in current
     assert "not up to date" in current
@@ -373,6 +368,7 @@ def test_commands_listed_in_readme():
 
 
 def test_models_list_does_not_import_tensorflow(tmp_path):
+    Registry.open(home=tmp_path / "home").close()
     script = (
         "import sys\n"
         "from cli import sortbox\n"

@@ -15,6 +15,7 @@ from registry_helpers import new_version, write_artifact
 
 from registry import InvalidValueError, NewPrediction, PredictionFilter, PredictionStatus
 from registry.orm import SqlPrediction
+from registry.textpaths import decode_path
 
 NON_UTF8_NAME = os.fsdecode(b"caf\xe9.jpg")
 START = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
@@ -79,10 +80,11 @@ def test_export_csv(registry, version_id):
     count = registry.export_predictions(PredictionFilter(newest_first=False), "csv", stream)
 
     assert count == 3
-    text = stream.getvalue().decode("utf-8", errors="surrogateescape")
+    text = stream.getvalue().decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [row["file_name"] for row in rows] == ["a.jpg", "b.jpg", NON_UTF8_NAME]
-    assert b"caf\xe9.jpg" in stream.getvalue()
+    assert [row["file_name"] for row in rows] == ["a.jpg", "b.jpg", "fsbytes:caf%E9.jpg"]
+    assert decode_path(rows[2]["file_name"]) == NON_UTF8_NAME
+    assert decode_path(rows[2]["source_path"]) == f"/inbox/{NON_UTF8_NAME}"
     assert json.loads(rows[0]["top_k"]) == [["shirt", 0.8], ["pants", 0.2]]
     assert rows[0]["model_name"] == "default"
     assert rows[0]["moved_at"] == ""
@@ -97,7 +99,8 @@ def test_export_jsonl(registry, version_id):
     assert count == 1
     lines = stream.getvalue().decode("ascii").splitlines()
     record = json.loads(lines[0])
-    assert os.fsencode(record["file_name"]) == b"caf\xe9.jpg"
+    assert record["file_name"] == "fsbytes:caf%E9.jpg"
+    assert os.fsencode(decode_path(record["file_name"])) == b"caf\xe9.jpg"
     assert record["status"] == "classified"
     assert record["model_version"] == 1
     assert datetime.fromisoformat(record["created_at"]).tzinfo is not None
