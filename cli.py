@@ -41,12 +41,18 @@ class AppContext:
     home: Path | None
     _registry: object | None = field(default=None, repr=False)
 
-    def open_registry(self):
-        """Open the registry once per command, applying pending migrations on first use."""
+    def open_registry(self, *, create: bool = True):
+        """Open the registry once per command, applying pending migrations on first use.
+
+        Args:
+            create: Create the database when it does not exist yet. Commands that only read pass
+                False, so a mistyped --home or --db fails instead of making an empty registry.
+                Defaults to True.
+        """
         if self._registry is None:
             from registry import Registry
 
-            self._registry = Registry.open(url=self.db_url, home=self.home)
+            self._registry = Registry.open(url=self.db_url, home=self.home, create=create)
         return self._registry
 
     def check_model(self, path: str, class_count: int) -> None:
