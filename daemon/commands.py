@@ -142,7 +142,9 @@ def status_command(ctx: click.Context, model_name: str | None, all_daemons: bool
     """Show the production models, recent daemons and the last hour's predictions."""
     from daemon.status import collect_status, describe_daemon
 
-    report = collect_status(ctx.obj.open_registry(), model_name, all_daemons=all_daemons)
+    # Status only reads: a mistyped --home must fail, not create an empty registry.
+    registry = ctx.obj.open_registry(create=False)
+    report = collect_status(registry, model_name, all_daemons=all_daemons)
 
     if not report.models:
         click.echo("model: none registered yet; train one with `sortbox train`")
