@@ -61,7 +61,7 @@ def format_train_outcome(outcome: TrainOutcome) -> list[str]:
         version = outcome.version
         lines.append(
             f"not promoted: --promote does not apply to an interrupted version; check it, then "
-            f"run `sortbox models promote {version.model_name} {version.version}`"
+            f"run `sortbox models promote {version.model_name} {version.version} --force`"
         )
     return lines
 

@@ -217,7 +217,7 @@ def test_interrupt_registers_when_asked(tiny_dataset: Path, registry, monkeypatc
     lines = format_train_outcome(outcome)
     assert lines[-1] == (
         "not promoted: --promote does not apply to an interrupted version; check it, then run "
-        "`sortbox models promote default 1`"
+        "`sortbox models promote default 1 --force`"
     )
 
 
