@@ -25,6 +25,7 @@ speed does not depend on weight values. MobileNetV2 has the ImageNet weights of 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -78,9 +79,8 @@ def rate(candidate: Candidate, cpu: bool) -> float:
 
 
 def available_runtimes() -> list[str]:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
+    # find_spec looks for the package without importing it: a plain import starts its telemetry.
+    if importlib.util.find_spec("openvino") is None:
         return ["tensorflow"]
     return list(RUNTIMES)
 

@@ -211,11 +211,11 @@ def environment_line() -> str:
     """Describe the machine and software: CPU, cores, load, Python, TensorFlow, OpenVINO."""
     import tensorflow as tf
 
-    try:
-        import openvino
+    from vision.runtimes import RuntimeNotInstalled, import_openvino
 
-        openvino_version = openvino.__version__.split("-")[0]
-    except ImportError:
+    try:
+        openvino_version = import_openvino().__version__.split("-")[0]
+    except RuntimeNotInstalled:
         openvino_version = "not installed"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (

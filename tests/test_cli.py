@@ -75,3 +75,18 @@ def test_domain_error_is_one_line(tmp_path, monkeypatch):
     assert result.output.startswith("Error: ")
     assert "no-such-model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_status_on_mistyped_home_creates_nothing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import sortbox
+
+    monkeypatch.delenv("SORTBOX_DB", raising=False)
+    typo = tmp_path / "no-such-home"
+
+    result = CliRunner().invoke(sortbox, ["--home", str(typo), "status"])
+
+    assert result.exit_code == 1
+    assert "no registry database" in result.output
+    assert not typo.exists()
