@@ -223,7 +223,14 @@ def _class_images(
             ignored.append(SkippedFile(relative, "not an image file name"))
             ignored_here += 1
             continue
-        records.append(ImageRecord(path, relative, label, _sha256_file(path)))
+        try:
+            content_sha256 = _sha256_file(path)
+        except OSError as error:
+            # An unreadable file is left out like an undecodable one instead of stopping the scan.
+            ignored.append(SkippedFile(relative, f"not readable ({error.strerror or error})"))
+            ignored_here += 1
+            continue
+        records.append(ImageRecord(path, relative, label, content_sha256))
 
     if not records:
         detail = f" ({ignored_here} other file(s) ignored)" if ignored_here else ""
