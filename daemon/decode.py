@@ -1,9 +1,11 @@
-"""Step 1 of the batch protocol, on the decode threads: hash a file and decode its pixels."""
+"""Step 1 of the batch protocol: batches of files hashed and decoded on the decode threads."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -50,3 +52,29 @@ def prepare_file(path: str, size: tuple[int, int], max_pixels: int) -> PreparedF
 
     prepared.decode_ms = (time.perf_counter() - started) * 1000
     return prepared
+
+
+@dataclass
+class DecodingBatch:
+    """A batch submitted to the decode threads, one future of a PreparedFile per path."""
+
+    paths: list[str]
+    size: tuple[int, int]
+    futures: list[Future]
+
+    def done(self) -> bool:
+        return all(future.done() for future in self.futures)
+
+
+def submit_batch(
+    decoder: ThreadPoolExecutor,
+    paths: list[str],
+    size: tuple[int, int],
+    max_pixels: int,
+    on_done: Callable[[], None],
+) -> DecodingBatch:
+    """Submit one `prepare_file` job per path; `on_done` runs on a decode thread after each file."""
+    futures = [decoder.submit(prepare_file, path, size, max_pixels) for path in paths]
+    for future in futures:
+        future.add_done_callback(lambda _: on_done())
+    return DecodingBatch(paths, size, futures)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import sys
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from contextlib import ExitStack
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from daemon.batcher import Batcher
@@ -31,15 +29,9 @@ from daemon.intake import Arrival, InboxEventHandler, SettleTracker, scan_inbox
 from daemon.locks import FolderLock
 from daemon.models import ModelHolder, ServingModel
 from daemon.mover import DestinationPlanner
-from daemon.decode import prepare_file
-from daemon.pipeline import BatchOutcome, BatchProcessor
-from daemon.status import (
-    STATE_INBOX_MISSING,
-    STATE_KEY,
-    STATE_RUNNING,
-    STATE_STOPPED,
-    STOP_REASON_KEY,
-)
+from daemon.decode import DecodingBatch, prepare_file, submit_batch
+from daemon.pipeline import BatchProcessor
+from daemon.progress import RunSummary, record_batch, write_heartbeat
 from daemon.reconcile import reconcile_unmoved
 from daemon.writer import BatchWriter, WriteResult
 from registry.errors import RegistryError
@@ -57,30 +49,6 @@ FULL_TRACKER_RESCAN_SECONDS = 1.0
 FAILED_BATCH_RETRY_SECONDS = 5.0
 # Interval of the check that the inbox folder still exists and is the one locked.
 INBOX_CHECK_SECONDS = 1.0
-
-
-@dataclass
-class RunSummary:
-    """Counts of a run; `stop_reason` is "done", "idle", "interrupted", "terminated" or "stopped"."""
-
-    stop_reason: str = "stopped"
-    batches: int = 0
-    statuses: Counter = field(default_factory=Counter)
-    skipped: int = 0
-
-    @property
-    def files(self) -> int:
-        return sum(self.statuses.values())
-
-
-@dataclass
-class _InFlight:
-    paths: list[str]
-    size: tuple[int, int]
-    futures: list[Future]
-
-    def done(self) -> bool:
-        return all(future.done() for future in self.futures)
 
 
 class WatchService:
@@ -129,7 +97,7 @@ class WatchService:
         self._planner = DestinationPlanner(settings.output)
         self._processor = BatchProcessor(registry, settings, self._planner)
         self._holder = ModelHolder(registry, registry.resolve_model_name(settings.model_name))
-        self._in_flight: deque[_InFlight] = deque()
+        self._in_flight: deque[DecodingBatch] = deque()
         self._claimed: set[str] = set()
         # Paths skipped until an event shows they changed: symbolic links, unreadable files.
         self._ignored: set[str] = set()
@@ -290,7 +258,9 @@ class WatchService:
                 paths = self._batcher.take()
                 if not paths:
                     break
-                self._submit(decoder, paths, serving.input_size)
+                self._in_flight.append(
+                    submit_batch(decoder, paths, serving.input_size, settings.max_pixels, self._wake.set)
+                )
 
             for result in self._writer.collect():
                 self._apply(result)
@@ -366,14 +336,7 @@ class WatchService:
             logger.debug("scan found %d files", added)
         return added, True
 
-    def _submit(self, decoder: ThreadPoolExecutor, paths: list[str], size: tuple[int, int]) -> None:
-        max_pixels = self.settings.max_pixels
-        futures = [decoder.submit(prepare_file, path, size, max_pixels) for path in paths]
-        for future in futures:
-            future.add_done_callback(lambda _: self._wake.set())
-        self._in_flight.append(_InFlight(paths, size, futures))
-
-    def _classify(self, batch: _InFlight, serving: ServingModel, decoder: ThreadPoolExecutor) -> None:
+    def _classify(self, batch: DecodingBatch, serving: ServingModel, decoder: ThreadPoolExecutor) -> None:
         prepared = [future.result() for future in batch.futures]
         if serving.input_size != batch.size:
             # The model was swapped for one with another input size while this batch decoded.
@@ -404,48 +367,15 @@ class WatchService:
             return
         self._stuck.update(result.outcome.stuck)
         self._ignored.update(result.outcome.unreadable)
-        self._record(result.outcome)
-
-    def _record(self, outcome: BatchOutcome) -> None:
-        if outcome.batch_id is None:
-            return
-        self.summary.batches += 1
-        statuses = Counter(row.status.value for row in outcome.rows)
-        self.summary.statuses.update(statuses)
-        logger.info(
-            "batch %s: %d files with %s (%s); decode %.0f ms (summed over threads), inference "
-            "%.0f ms, database %.0f ms, move %.0f ms",
-            outcome.batch_id,
-            len(outcome.rows),
-            outcome.model_label,
-            ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())),
-            outcome.decode_ms,
-            outcome.inference_ms,
-            outcome.database_ms,
-            outcome.move_ms,
-        )
-        if self._progress is not None:
-            self._progress.put(outcome)
+        record_batch(self.summary, result.outcome, self._progress)
 
     def _heartbeat(self, *, stopped: bool = False) -> None:
-        """Write the heartbeat row; the last one of a run records the clean stop and its reason.
-
-        The state travels in the settings JSON under keys that no setting uses, because the
-        heartbeat row has no column for it.
-        """
-        serving = self._holder.current
-        if stopped:
-            state = {STATE_KEY: STATE_STOPPED, STOP_REASON_KEY: self.summary.stop_reason}
-        else:
-            state = {STATE_KEY: STATE_INBOX_MISSING if self.inbox_missing else STATE_RUNNING}
-        try:
-            self._registry.heartbeat(
-                self._daemon_id,
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                model_version_id=serving.version.id if serving is not None else None,
-                backlog=self.backlog(),
-                settings={**self.settings.to_dict(), **state},
-            )
-        except RegistryError as error:
-            logger.error("cannot write the heartbeat: %s", error)
+        write_heartbeat(
+            self._registry,
+            self._daemon_id,
+            self.settings,
+            self._holder.current,
+            backlog=self.backlog(),
+            inbox_missing=self.inbox_missing,
+            stop_reason=self.summary.stop_reason if stopped else None,
+        )
