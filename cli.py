@@ -33,8 +33,9 @@ DOMAIN_ERRORS = (RegistryError, TrainerError, DaemonError, VisionError)
 class AppContext:
     """Global options shared by every command, with the registry opened on first use.
 
-    Commands reach it as `ctx.obj` and call `open_registry()`; the daemon and the trainer get the
-    model checker from here, so `registry/` never imports code of ours.
+    Commands reach it as `ctx.obj` and call `open_registry()`. Promotion (`models promote`,
+    `models rollback`, `train --promote`) gets the model checker from here, so `registry/` never
+    imports code of ours.
     """
 
     db_url: str | None

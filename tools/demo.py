@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("SORTBOX_DB", None)
     started = time.monotonic()
 
-    # Step 1 and 2: train, register and promote.
+    # Steps 1 and 2: train, register and promote.
     run_sortbox(
         ["train", "--data", str(dataset), "--weights", str(weights), "--name", MODEL_NAME,
          *TRAIN_OPTIONS],

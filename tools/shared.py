@@ -37,8 +37,12 @@ def mobilenet_v2_weights() -> Path:
 
 def missing_assets() -> list[Path]:
     """List the shared files and folders that are not there."""
-    wanted = [clothing_dataset() / "train", clothing_dataset() / "validation", mobilenet_v2_weights()]
-    return [path for path in wanted if not path.exists()]
+    expected = [
+        clothing_dataset() / "train",
+        clothing_dataset() / "validation",
+        mobilenet_v2_weights(),
+    ]
+    return [path for path in expected if not path.exists()]
 
 
 def shared_required() -> bool:
