@@ -80,6 +80,22 @@ class SortboxGroup(click.Group):
         except DOMAIN_ERRORS as error:
             logger.debug("command failed", exc_info=True)
             raise click.ClickException(str(error)) from error
+        except OSError as error:
+            # A full disk or a vanished folder while writing output is the user's to fix, so it
+            # gets one line too; -vv still logs the traceback.
+            logger.debug("command failed", exc_info=True)
+            raise click.ClickException(describe_os_error(error)) from error
+
+
+def describe_os_error(error: OSError) -> str:
+    """Turn an operating-system error into one line naming the file and what to do."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return f"{reason}; check free disk space and permissions, then run the command again"
+    return (
+        f"cannot use {os.fsdecode(error.filename)!r}: {reason}; check free disk space and "
+        "permissions, then run the command again"
+    )
 
 
 def configure_logging(verbosity: int) -> None:

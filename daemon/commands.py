@@ -160,7 +160,8 @@ def status_command(ctx: click.Context, model_name: str | None, all_daemons: bool
     for state in report.daemons:
         click.echo(describe_daemon(state))
     if report.hidden_daemons:
-        click.echo(f"({report.hidden_daemons} older daemons not shown; --all lists them)")
+        noun = "daemon" if report.hidden_daemons == 1 else "daemons"
+        click.echo(f"({report.hidden_daemons} older {noun} not shown; --all lists them)")
 
     minutes = int(report.window.total_seconds() // 60)
     click.echo(f"last {minutes} minutes: {report.recent.total} files")

@@ -155,7 +155,8 @@ class ExportsMixin:
         """Write the matching predictions to the file `path`, replacing it only when complete.
 
         The rows go to a temporary file in the same folder, which is renamed over `path` at the
-        end and deleted on any failure, so `path` never holds a partial export.
+        end and deleted on any failure, so `path` never holds a partial export. An existing
+        special file such as a named pipe or /dev/stdout is written in place instead.
 
         Raises:
             InvalidValueError: `path` is a folder, its folder is missing or not writable, or
@@ -169,6 +170,12 @@ class ExportsMixin:
             )
         # Resolve the filter first: an unknown model must fail before any file is created.
         self._resolve_filter(conditions)
+
+        # A device, pipe or socket (/dev/stdout, a named pipe) is written in place: renaming a
+        # temporary file over it would replace the special file itself.
+        if target.exists() and not target.is_file():
+            with open(target, "wb") as stream:
+                return self.export_predictions(conditions, export_format, stream)
 
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
         try:

@@ -90,3 +90,31 @@ def test_status_on_mistyped_home_creates_nothing(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "no registry database" in result.output
     assert not typo.exists()
+
+
+def test_os_error_is_one_line(tmp_path, monkeypatch):
+    import threading
+
+    from click.testing import CliRunner
+
+    from cli import sortbox
+    from registry import Registry
+
+    monkeypatch.setenv("SORTBOX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SORTBOX_DB", raising=False)
+    Registry.open(home=tmp_path / "home").close()
+    # A reader that closes the pipe at once makes the export's write fail with EPIPE, an OSError
+    # like a full disk, without touching any real device.
+    pipe = tmp_path / "closed.pipe"
+    os.mkfifo(pipe)
+    reader = threading.Thread(target=lambda: open(pipe, "rb").close())
+    reader.start()
+
+    result = CliRunner().invoke(
+        sortbox, ["predictions", "export", "--format", "csv", "--output", str(pipe)]
+    )
+    reader.join(timeout=30)
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ")
+    assert "Traceback" not in result.output

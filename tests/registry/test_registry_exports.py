@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import stat
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 
@@ -163,3 +164,31 @@ def test_export_memory_stays_flat(registry, version_id, tmp_path):
     # would take well over 10 MB, while a streamed export keeps one fetch chunk at a time.
     assert full_peak < small_peak * 2 + 2_000_000
     assert full_peak < 10_000_000
+
+
+def test_export_to_named_pipe_keeps_pipe(tmp_path, monkeypatch):
+    import threading
+
+    from click.testing import CliRunner
+
+    from cli import sortbox
+    from registry import Registry
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SORTBOX_HOME", str(home))
+    monkeypatch.delenv("SORTBOX_DB", raising=False)
+    Registry.open(home=home).close()
+    pipe = tmp_path / "predictions.pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+
+    result = CliRunner().invoke(
+        sortbox, ["predictions", "export", "--format", "csv", "--output", str(pipe)]
+    )
+    reader.join(timeout=30)
+
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert received and received[0].startswith(b"id,")
