@@ -1,6 +1,6 @@
 """Composition root of the `sortbox` command line.
 
-Each package keeps its click commands in its own `commands.py`; this module only builds the
+Each package keeps its click commands in its own `commands.py`. This module only builds the
 shared context, mounts those commands and turns every domain error into one "Error: ..." line.
 None of the imported modules imports TensorFlow at import time, so `sortbox --help` and the
 registry commands start fast.

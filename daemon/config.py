@@ -42,7 +42,7 @@ class WatchSettings:
             forever.
         settle_ms: A file is read only after its size and mtime stayed unchanged this long.
         close_timeout_seconds: A settled file still open for writing, or written and not yet
-            closed where the open-writer check cannot answer, is read anyway after this many
+            closed where the open-writer check cannot tell, is read anyway after this many
             quiet seconds.
         rescan_seconds: Interval of the full inbox scan that catches lost events.
         polling: Use watchdog's polling observer (network mounts) instead of the native one.

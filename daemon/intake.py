@@ -56,7 +56,7 @@ def is_temporary_name(name: str) -> bool:
 
 
 class Arrival(str, enum.Enum):
-    """How the service learned about a path."""
+    """Kind of event or scan through which the service found a path."""
 
     SCAN = "scan"
     CHANGED = "changed"
@@ -142,7 +142,7 @@ def has_open_writer(path: str) -> bool | None:
 
     Linux only: a read lease (fcntl F_SETLEASE) is refused with EAGAIN while the file is open
     for writing anywhere, and is released at once. A lease needs the caller to own the file (or
-    CAP_LEASE) and a file system that supports leases; otherwise the answer is None.
+    CAP_LEASE) and a file system that supports leases; otherwise it returns None.
     """
     if fcntl is None or not hasattr(fcntl, "F_SETLEASE"):
         return None
@@ -211,7 +211,7 @@ class SettleTracker:
 
     A settled file is then checked for an open writer (see `has_open_writer`). Without one it is
     ready, however it arrived. With one it waits, rechecked every `settle_seconds`, until the
-    writer closes it. Where the check cannot answer, a file that was created or modified while
+    writer closes it. Where the check cannot tell, a file that was created or modified while
     the observer reports close-after-write (inotify on Linux) waits for its close event, and a
     file that arrived by rename or was found by a scan does not. A writer that keeps the file
     open without writing for `close_timeout_seconds` is taken as done, so a lost close event
@@ -263,7 +263,7 @@ class SettleTracker:
         entry = self._pending.get(path)
         if entry is None:
             # NOTE: a scan-found file has no close event to wait for. Where the open-writer lease
-            # check cannot answer (another user's file, NFS, non-Linux), a writer that pauses
+            # check cannot tell (another user's file, NFS, non-Linux), a writer that pauses
             # longer than the settle time gets its file read half-written.
             entry = _Pending(signature=None, stable_since=now, check_at=now, awaiting_close=False)
             self._pending[path] = entry

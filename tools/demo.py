@@ -53,7 +53,7 @@ def sortbox_command() -> list[str]:
 
 
 # TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL because they are printed before
-# its logging starts; they say nothing about sortbox, so the demo leaves them out.
+# its logging starts; they are not about sortbox, so the demo leaves them out.
 TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
 
 

@@ -6,7 +6,7 @@ class VisionError(Exception):
 
 
 class ImageDecodeError(VisionError):
-    """A file cannot be turned into RGB pixels; `reason` says why in a few words."""
+    """A file cannot be turned into RGB pixels; `reason` gives the cause in a few words."""
 
     def __init__(self, path: str, reason: str):
         super().__init__(f"cannot read image {path!r}: {reason}")

@@ -86,7 +86,7 @@ def test_settle_next_check_is_the_settle_deadline(tmp_path: Path):
 
 
 def _unknown(path: str) -> None:
-    """An open-writer check that cannot answer, as on file systems without leases."""
+    """An open-writer check that cannot tell, as on file systems without leases."""
     return None
 
 
